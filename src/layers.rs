@@ -1,0 +1,96 @@
+//! Layers initialised exactly as PyTorch initialises them, draw for draw.
+//!
+//! tch's own defaults differ from PyTorch's (../shared/docs/parity.md, "The random draws"):
+//! `nn::RNNConfig::default()` uses Kaiming-ReLU weights and zero biases, and `nn::linear` draws
+//! the bias before the weight. These constructors reproduce `nn.LSTM.reset_parameters`,
+//! `nn.Linear.reset_parameters` and `nn.Embedding.reset_parameters`, in PyTorch's order, on
+//! libtorch's default generator, so the same seed gives the same parameters bit for bit.
+
+use anyhow::{ensure, Result};
+use tch::{nn, Tensor};
+
+/// Configuration of an `nn.LSTM` with PyTorch's initialisation: every weight and bias uniform on
+/// `[-1/√hidden, 1/√hidden]`, batch-first, training mode (`train` only matters for `dropout`).
+pub fn lstm_config(hidden_size: i64, num_layers: i64, bidirectional: bool, dropout: f64) -> nn::RNNConfig {
+    let bound = 1.0 / (hidden_size as f64).sqrt();
+    let uniform = nn::Init::Uniform { lo: -bound, up: bound };
+    nn::RNNConfig {
+        has_biases: true,
+        num_layers,
+        dropout,
+        train: true,
+        bidirectional,
+        batch_first: true,
+        w_ih_init: uniform,
+        w_hh_init: uniform,
+        b_ih_init: Some(uniform),
+        b_hh_init: Some(uniform),
+    }
+}
+
+/// `nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, ...)` under `path`, with
+/// PyTorch's initialisation. Its variables are `path.weight_ih_l{k}[_reverse]`, ...
+pub fn lstm(
+    path: &nn::Path,
+    input_size: i64,
+    hidden_size: i64,
+    num_layers: i64,
+    bidirectional: bool,
+    dropout: f64,
+) -> nn::LSTM {
+    nn::lstm(path, input_size, hidden_size, lstm_config(hidden_size, num_layers, bidirectional, dropout))
+}
+
+/// The names of an LSTM's parameters in libtorch's flat-weight order (`_flat_weights_names`):
+/// per layer, per direction, `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+pub fn lstm_parameter_names(num_layers: i64, bidirectional: bool) -> Vec<String> {
+    let suffixes: &[&str] = if bidirectional { &["", "_reverse"] } else { &[""] };
+    let mut names = Vec::new();
+    for layer in 0..num_layers {
+        for suffix in suffixes {
+            for kind in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
+                names.push(format!("{kind}_l{layer}{suffix}"));
+            }
+        }
+    }
+    names
+}
+
+/// `nn.Linear(in_features, out_features)` under `path`, with PyTorch's initialisation:
+/// `weight` [out, in] from `kaiming_uniform_(a=√5)`, then `bias` [out] uniform on ±1/√in.
+pub fn linear(path: &nn::Path, in_features: i64, out_features: i64) -> nn::Linear {
+    // init.kaiming_uniform_(weight, a=math.sqrt(5)), with the same f64 operations.
+    let a = 5f64.sqrt();
+    let gain = (2.0 / (1.0 + a.powf(2.0))).sqrt();
+    let std = gain / (in_features as f64).sqrt();
+    let weight_bound = 3f64.sqrt() * std;
+    let ws = path.var(
+        "weight",
+        &[out_features, in_features],
+        nn::Init::Uniform { lo: -weight_bound, up: weight_bound },
+    );
+    let bias_bound = if in_features > 0 { 1.0 / (in_features as f64).sqrt() } else { 0.0 };
+    let bs = path.var("bias", &[out_features], nn::Init::Uniform { lo: -bias_bound, up: bias_bound });
+    nn::Linear { ws, bs: Some(bs) }
+}
+
+/// `nn.Embedding(num_embeddings, embedding_dim, padding_idx)` under `path`: `weight`
+/// [num_embeddings, embedding_dim] drawn from N(0, 1), then the padding row set to zero.
+pub fn embedding_weight(
+    path: &nn::Path,
+    num_embeddings: i64,
+    embedding_dim: i64,
+    padding_idx: i64,
+) -> Result<Tensor> {
+    ensure!(
+        (0..num_embeddings).contains(&padding_idx),
+        "padding index {padding_idx} is outside the vocabulary of {num_embeddings}"
+    );
+    let weight = path.var(
+        "weight",
+        &[num_embeddings, embedding_dim],
+        nn::Init::Randn { mean: 0.0, stdev: 1.0 },
+    );
+    let _ = tch::no_grad(|| weight.get(padding_idx).f_fill_(0.0))?;
+    Ok(weight)
+}

@@ -1,0 +1,19 @@
+//! # lstm-tch
+//!
+//! A Rust port, on [tch](https://github.com/LaurentMazare/tch-rs) (libtorch), of the PyTorch LSTM
+//! "sentiment classification" script of a well-read blog post (see README), bit-identical to the
+//! Python script for the same seed, grown into a real text classifier.
+//!
+//! - [`model`]: the article's `LSTMModel` ([`model::LstmClassifier`]) and its loss;
+//! - [`layers`]: tch layers initialised draw for draw as PyTorch initialises them;
+//! - [`optim`]: Adam, as `torch.optim.Adam` computes it or as libtorch's C++ Adam does;
+//! - [`article`]: the article's run: its configuration, data and report;
+//! - [`report`]: JSON reports whose float32 values round-trip exactly, and PyTorch-style printing;
+//! - [`device`]: device names and thread pinning.
+
+pub mod article;
+pub mod device;
+pub mod layers;
+pub mod model;
+pub mod optim;
+pub mod report;

@@ -1,0 +1,246 @@
+//! The article's `LSTMModel`: `nn.LSTM` (batch-first) followed by `nn.Linear` on the last time
+//! step.
+//!
+//! ```python
+//! class LSTMModel(nn.Module):
+//!     def __init__(self, input_size, hidden_size, num_layers, output_size):
+//!         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+//!         self.fc = nn.Linear(hidden_size, output_size)
+//!     def forward(self, x):
+//!         h0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size)
+//!         c0 = torch.zeros(self.num_layers, x.size(0), self.hidden_size)
+//!         out, (_,_) = self.lstm(x, (h0, c0))
+//!         return self.fc(out[:, -1, :])
+//! ```
+//!
+//! [`LstmClassifier`] wraps tch's `nn::lstm` and an `nn::Linear` the same way, initialised draw
+//! for draw as PyTorch does ([`crate::layers`]), with variables named like the `state_dict`
+//! (`lstm.weight_ih_l0`, ..., `fc.weight`, `fc.bias`). h0/c0 are created on the input's device
+//! and kind (the article's CPU-only zeros are a bug on a GPU).
+//!
+//! The forward passes return `Result` rather than implementing `nn::Module`: their inputs come
+//! from users, and a wrong shape must be an error, not a panic from a C++ exception.
+
+use anyhow::{ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{
+    nn::{self, RNN},
+    Tensor,
+};
+
+use crate::layers;
+
+/// Hyperparameters of [`LstmClassifier`]. The defaults are the article's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LstmConfig {
+    /// Features per time step (`input_size`).
+    pub input_size: i64,
+    /// Width of the hidden and cell states (`hidden_size`).
+    pub hidden_size: i64,
+    /// Stacked LSTM layers (`num_layers`).
+    pub num_layers: i64,
+    /// Number of classes (`output_size`).
+    pub output_size: i64,
+    /// Run a second LSTM over each sequence backwards and join the two final states.
+    pub bidirectional: bool,
+    /// Dropout on the outputs of every LSTM layer but the last, in training mode only.
+    pub dropout: f64,
+}
+
+impl Default for LstmConfig {
+    fn default() -> Self {
+        Self {
+            input_size: 1,
+            hidden_size: 64,
+            num_layers: 1,
+            output_size: 2,
+            bidirectional: false,
+            dropout: 0.0,
+        }
+    }
+}
+
+impl LstmConfig {
+    /// Checks every size is at least 1 and the dropout a probability.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("input size", self.input_size),
+            ("hidden size", self.hidden_size),
+            ("number of layers", self.num_layers),
+            ("output size", self.output_size),
+        ] {
+            ensure!(value >= 1, "{name} must be at least 1, got {value}");
+        }
+        ensure!(
+            (0.0..1.0).contains(&self.dropout),
+            "dropout must be in [0, 1), got {}",
+            self.dropout
+        );
+        Ok(())
+    }
+
+    /// 2 for a bidirectional LSTM, else 1.
+    pub fn num_directions(&self) -> i64 {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The `state_dict` names and shapes of the model's parameters, in PyTorch's
+    /// `named_parameters()` order, relative to the model's root.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        let (h, dirs) = (self.hidden_size, self.num_directions());
+        let mut shapes: Vec<(String, Vec<i64>)> = layers::lstm_parameter_names(self.num_layers, self.bidirectional)
+            .into_iter()
+            .map(|name| {
+                let layer_input = if name.contains("_l0") { self.input_size } else { h * dirs };
+                let shape = match &name[..9] {
+                    "weight_ih" => vec![4 * h, layer_input],
+                    "weight_hh" => vec![4 * h, h],
+                    _ => vec![4 * h],
+                };
+                (format!("lstm.{name}"), shape)
+            })
+            .collect();
+        shapes.push(("fc.weight".into(), vec![self.output_size, h * dirs]));
+        shapes.push(("fc.bias".into(), vec![self.output_size]));
+        shapes
+    }
+}
+
+/// The article's LSTM classifier: an LSTM over the sequence, a linear layer on its last output.
+#[derive(Debug)]
+pub struct LstmClassifier {
+    lstm: nn::LSTM,
+    fc: nn::Linear,
+    /// The LSTM's parameters in libtorch's flat order, for the packed-sequence path.
+    flat_weights: Vec<Tensor>,
+    config: LstmConfig,
+}
+
+impl LstmClassifier {
+    /// Builds the model under `path` (variables `lstm.*` and `fc.*`), drawing its parameters from
+    /// libtorch's default generator in PyTorch's order: the LSTM's, then `fc.weight`, `fc.bias`.
+    pub fn new(path: &nn::Path, config: LstmConfig) -> Result<Self> {
+        config.validate()?;
+        let lstm_path = path / "lstm";
+        let lstm = layers::lstm(
+            &lstm_path,
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            config.bidirectional,
+            config.dropout,
+        );
+        let flat_weights = layers::lstm_parameter_names(config.num_layers, config.bidirectional)
+            .iter()
+            .map(|name| lstm_path.get(name).with_context(|| format!("LSTM parameter {name} missing")))
+            .collect::<Result<Vec<_>>>()?;
+        let fc = layers::linear(&(path / "fc"), config.hidden_size * config.num_directions(), config.output_size);
+        Ok(Self { lstm, fc, flat_weights, config })
+    }
+
+    /// The model's hyperparameters.
+    pub fn config(&self) -> &LstmConfig {
+        &self.config
+    }
+
+    /// The article's forward pass: `xs` [batch, seq_len, input_size] (float, on the model's
+    /// device) gives logits [batch, output_size], from the LSTM output at the last time step
+    /// (for a bidirectional LSTM, both directions' outputs there, as PyTorch's `out[:, -1, :]`).
+    /// The LSTM runs in training mode, as in the article, which never calls `model.eval()`.
+    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.check_input(xs, 3)?;
+        let batch = xs.size()[0];
+        let (h0, c0) = self.zero_state(batch, xs)?;
+        let (out, _) = self.lstm.seq_init(xs, &nn::LSTMState((h0, c0)));
+        Ok(out.f_select(1, -1)?.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
+    }
+
+    /// Forward over a padded batch of variable-length sequences, as PyTorch's `nn.LSTM` runs on
+    /// `pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)`.
+    ///
+    /// `xs` [batch, max_len, input_size], `lengths` [batch] (int64, on the CPU, each in
+    /// 1..=max_len) give logits [batch, output_size] from each sequence's final hidden state
+    /// (`h_n` of the last layer; bidirectional: the forward state at the last real step joined
+    /// with the backward state at the first). Padding never reaches the LSTM, so a sequence's
+    /// logits do not depend on the rest of its batch. `train` turns inter-layer dropout on.
+    pub fn forward_packed(&self, xs: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
+        self.check_input(xs, 3)?;
+        let (batch, max_len) = (xs.size()[0], xs.size()[1]);
+        ensure!(
+            lengths.size() == [batch] && lengths.kind() == tch::Kind::Int64,
+            "lengths must be int64 [{batch}], got {:?} {:?}",
+            lengths.kind(),
+            lengths.size()
+        );
+        if batch > 0 {
+            let (min, max) = (lengths.f_min()?.int64_value(&[]), lengths.f_max()?.int64_value(&[]));
+            ensure!(min >= 1 && max <= max_len, "lengths must lie in 1..={max_len}, got {min}..={max}");
+        }
+        // pack_padded_sequence(enforce_sorted=False): sort by length, longest first.
+        let (sorted_lengths, sorted_indices) = lengths.f_sort(0, true)?;
+        let sorted_indices = sorted_indices.f_to_device(xs.device())?;
+        let sorted = xs.f_index_select(0, &sorted_indices)?;
+        let (data, batch_sizes) = Tensor::f_internal_pack_padded_sequence(&sorted, &sorted_lengths, true)?;
+        let (h0, c0) = self.zero_state(batch, xs)?;
+        let c = &self.config;
+        let (_, h_n, _) = Tensor::f_lstm_data(
+            &data,
+            &batch_sizes,
+            &[&h0, &c0],
+            &self.flat_weights.iter().collect::<Vec<_>>(),
+            true,
+            c.num_layers,
+            c.dropout,
+            train,
+            c.bidirectional,
+        )?;
+        // Undo the sort: h_n.index_select(1, invert_permutation(sorted_indices)).
+        let unsorted_indices = sorted_indices.f_argsort(0, false)?;
+        let h_n = h_n.f_index_select(1, &unsorted_indices)?;
+        let last = if c.bidirectional {
+            Tensor::f_cat(&[h_n.f_get(-2)?, h_n.f_get(-1)?], 1)?
+        } else {
+            h_n.f_get(-1)?
+        };
+        Ok(last.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
+    }
+
+    fn check_input(&self, xs: &Tensor, dims: usize) -> Result<()> {
+        let size = xs.size();
+        ensure!(
+            size.len() == dims && size[dims - 1] == self.config.input_size,
+            "expected input [batch, seq_len, {}], got {size:?}",
+            self.config.input_size
+        );
+        let weight = &self.fc.ws;
+        ensure!(
+            xs.kind() == weight.kind() && xs.device() == weight.device(),
+            "input is {:?} on {:?}, the model is {:?} on {:?}",
+            xs.kind(),
+            xs.device(),
+            weight.kind(),
+            weight.device()
+        );
+        ensure!(size[1] >= 1, "sequences must have at least one time step");
+        Ok(())
+    }
+
+    /// Zero h0 and c0 [num_layers * num_directions, batch, hidden], on `like`'s device and kind.
+    fn zero_state(&self, batch: i64, like: &Tensor) -> Result<(Tensor, Tensor)> {
+        let c = &self.config;
+        let shape = [c.num_layers * c.num_directions(), batch, c.hidden_size];
+        let options = (like.kind(), like.device());
+        Ok((Tensor::f_zeros(shape, options)?, Tensor::f_zeros(shape, options)?))
+    }
+}
+
+/// `nn.CrossEntropyLoss()(logits, targets)`: libtorch's `cross_entropy_loss` with mean reduction,
+/// ignore index -100 and no label smoothing. `logits` [batch, classes], `targets` [batch] int64
+/// give a scalar.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    Ok(logits.f_cross_entropy_loss::<Tensor>(targets, None, tch::Reduction::Mean, -100, 0.0)?)
+}

@@ -1,0 +1,138 @@
+//! Machine-readable run reports and Python-style printing.
+//!
+//! Reports are JSON. Float32 values are written in their shortest round-trip form (serde_json
+//! formats an `f32` with ryu), so they parse back to the identical float32: a report compared
+//! against PyTorch's compares bit patterns, not rounded decimals. A non-finite value is `null`.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{BufWriter, Write},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Every element of `t` (any shape, kind or device) as float32, flattened row-major.
+pub fn tensor_values_f32(t: &Tensor) -> Result<Vec<f32>> {
+    let flat = t.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_flatten(0, -1)?;
+    Ok(Vec::<f32>::try_from(&flat)?)
+}
+
+/// Every element of an integer tensor `t` as i64, flattened row-major.
+pub fn tensor_values_i64(t: &Tensor) -> Result<Vec<i64>> {
+    let flat = t.f_to_device(Device::Cpu)?.f_to_kind(Kind::Int64)?.f_flatten(0, -1)?;
+    Ok(Vec::<i64>::try_from(&flat)?)
+}
+
+/// The `VarStore`'s variables as a `state_dict`: name → flattened float32 values.
+pub fn state_dict_values(vs: &nn::VarStore) -> Result<BTreeMap<String, Vec<f32>>> {
+    vs.variables().iter().map(|(name, t)| Ok((name.clone(), tensor_values_f32(t)?))).collect()
+}
+
+/// A JSON file opened for writing up front, so an unwritable path fails before any work is done.
+#[derive(Debug)]
+pub struct JsonFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl JsonFile {
+    /// Creates (or truncates) the file at `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).with_context(|| format!("cannot write report {}", path.display()))?;
+        Ok(Self { path: path.to_owned(), file })
+    }
+
+    /// Writes `value` as one JSON object followed by a newline.
+    pub fn write<T: Serialize>(self, value: &T) -> Result<()> {
+        let mut out = BufWriter::new(self.file);
+        serde_json::to_writer(&mut out, value)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(out.write_all(b"\n")?))
+            .and_then(|()| Ok(out.flush()?))
+            .with_context(|| format!("cannot write report {}", self.path.display()))
+    }
+}
+
+/// PyTorch's print options: line width, summarising threshold and edge items.
+const LINE_WIDTH: usize = 80;
+const THRESHOLD: usize = 1000;
+const EDGE_ITEMS: usize = 3;
+
+/// Formats a 1-D int64 tensor's values exactly as `print(tensor)` does in PyTorch: elements
+/// right-aligned to a common width, wrapped at 80 columns, summarised with `...` past 1000
+/// elements, and `device='cuda:0'` when not on the CPU. E.g. `tensor([0, 1])`.
+pub fn format_int_tensor(values: &[i64], device: Device) -> String {
+    const PREFIX: &str = "tensor(";
+    let indent = PREFIX.len();
+    let summarize = values.len() > THRESHOLD;
+    let shown: Vec<i64> = if summarize {
+        values[..EDGE_ITEMS].iter().chain(&values[values.len() - EDGE_ITEMS..]).copied().collect()
+    } else {
+        values.to_vec()
+    };
+    let width = shown.iter().map(|v| v.to_string().len()).max().unwrap_or(0);
+    let fmt = |v: &i64| format!("{v:>width$}");
+    let data: Vec<String> = if summarize {
+        let (head, tail) = shown.split_at(EDGE_ITEMS);
+        head.iter().map(fmt).chain([" ...".to_owned()]).chain(tail.iter().map(fmt)).collect()
+    } else {
+        shown.iter().map(fmt).collect()
+    };
+    let per_line = ((LINE_WIDTH - indent) / (width + 2)).max(1);
+    let lines: Vec<String> = data.chunks(per_line).map(|chunk| chunk.join(", ")).collect();
+    let body = format!("{PREFIX}[{}]", lines.join(&format!(",\n{}", " ".repeat(indent + 1))));
+
+    let suffix = match device {
+        Device::Cpu => None,
+        Device::Cuda(index) => Some(format!("device='cuda:{index}'")),
+        Device::Mps => Some("device='mps:0'".to_owned()),
+        Device::Vulkan => Some("device='vulkan'".to_owned()),
+    };
+    match suffix {
+        None => format!("{body})"),
+        Some(suffix) => {
+            let last_line_len = body.len() - body.rfind('\n').unwrap_or(0) + 1;
+            if last_line_len + suffix.len() + 2 > LINE_WIDTH {
+                format!("{body},\n{}{suffix})", " ".repeat(indent))
+            } else {
+                format!("{body}, {suffix})")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Expected strings are PyTorch 2.13's `str(torch.tensor(values))`.
+    #[test]
+    fn prints_like_pytorch() {
+        assert_eq!(format_int_tensor(&[0, 1], Device::Cpu), "tensor([0, 1])");
+        assert_eq!(format_int_tensor(&[3, 10, 0], Device::Cpu), "tensor([ 3, 10,  0])");
+        assert_eq!(format_int_tensor(&[-1, 2], Device::Cpu), "tensor([-1,  2])");
+        assert_eq!(format_int_tensor(&[0, 1], Device::Cuda(0)), "tensor([0, 1], device='cuda:0')");
+        let wrapped: Vec<i64> = (0..30).map(|i| i % 2).collect();
+        assert_eq!(
+            format_int_tensor(&wrapped, Device::Cpu),
+            "tensor([0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,\n        0, 1, 0, 1, 0, 1])"
+        );
+        let long: Vec<i64> = (0..1001).collect();
+        assert_eq!(format_int_tensor(&long, Device::Cpu), "tensor([   0,    1,    2,  ...,  998,  999, 1000])");
+    }
+
+    #[test]
+    fn float32_values_round_trip_through_json() {
+        let values = [0.1f32, 1.0 / 3.0, f32::MIN_POSITIVE, 1e-45, 3.4028235e38, -0.0];
+        let json = serde_json::to_string(&values).unwrap();
+        let back: Vec<f32> = serde_json::from_str(&json).unwrap();
+        for (a, b) in values.iter().zip(&back) {
+            assert_eq!(a.to_bits(), b.to_bits(), "{json}");
+        }
+        assert_eq!(serde_json::to_string(&0.1f32).unwrap(), "0.1");
+    }
+}
