@@ -11,6 +11,8 @@
 //! $ cargo run --example article -- --seed 42 --hidden-size 17 --report run.json
 //! ```
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::Parser;
 use lstm_tch::{
@@ -30,8 +32,11 @@ struct Cli {
     config: ArticleConfig,
 }
 
-fn main() -> Result<()> {
-    let config = Cli::parse().config;
+fn main() -> ExitCode {
+    lstm_tch::run_main(|| run(Cli::parse().config))
+}
+
+fn run(config: ArticleConfig) -> Result<()> {
     config.validate()?;
     let device = config.device.resolve()?;
     device::set_threads(config.threads)?;

@@ -86,11 +86,8 @@ pub fn embedding_weight(
         (0..num_embeddings).contains(&padding_idx),
         "padding index {padding_idx} is outside the vocabulary of {num_embeddings}"
     );
-    let weight = path.var(
-        "weight",
-        &[num_embeddings, embedding_dim],
-        nn::Init::Randn { mean: 0.0, stdev: 1.0 },
-    );
+    let weight =
+        path.var("weight", &[num_embeddings, embedding_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
     let _ = tch::no_grad(|| weight.get(padding_idx).f_fill_(0.0))?;
     Ok(weight)
 }

@@ -17,3 +17,18 @@ pub mod layers;
 pub mod model;
 pub mod optim;
 pub mod report;
+
+use std::process::ExitCode;
+
+/// Runs a binary's `main` body; an error is printed on one line (`error: outer: cause`) to
+/// stderr and the process exits with status 1. Every binary and example ends through this, so
+/// bad input gives a message, never a panic or a backtrace.
+pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

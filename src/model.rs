@@ -71,11 +71,7 @@ impl LstmConfig {
         ] {
             ensure!(value >= 1, "{name} must be at least 1, got {value}");
         }
-        ensure!(
-            (0.0..1.0).contains(&self.dropout),
-            "dropout must be in [0, 1), got {}",
-            self.dropout
-        );
+        ensure!((0.0..1.0).contains(&self.dropout), "dropout must be in [0, 1), got {}", self.dropout);
         Ok(())
     }
 
@@ -92,18 +88,19 @@ impl LstmConfig {
     /// `named_parameters()` order, relative to the model's root.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
         let (h, dirs) = (self.hidden_size, self.num_directions());
-        let mut shapes: Vec<(String, Vec<i64>)> = layers::lstm_parameter_names(self.num_layers, self.bidirectional)
-            .into_iter()
-            .map(|name| {
-                let layer_input = if name.contains("_l0") { self.input_size } else { h * dirs };
-                let shape = match &name[..9] {
-                    "weight_ih" => vec![4 * h, layer_input],
-                    "weight_hh" => vec![4 * h, h],
-                    _ => vec![4 * h],
-                };
-                (format!("lstm.{name}"), shape)
-            })
-            .collect();
+        let mut shapes: Vec<(String, Vec<i64>)> =
+            layers::lstm_parameter_names(self.num_layers, self.bidirectional)
+                .into_iter()
+                .map(|name| {
+                    let layer_input = if name.contains("_l0") { self.input_size } else { h * dirs };
+                    let shape = match &name[..9] {
+                        "weight_ih" => vec![4 * h, layer_input],
+                        "weight_hh" => vec![4 * h, h],
+                        _ => vec![4 * h],
+                    };
+                    (format!("lstm.{name}"), shape)
+                })
+                .collect();
         shapes.push(("fc.weight".into(), vec![self.output_size, h * dirs]));
         shapes.push(("fc.bias".into(), vec![self.output_size]));
         shapes
@@ -138,7 +135,8 @@ impl LstmClassifier {
             .iter()
             .map(|name| lstm_path.get(name).with_context(|| format!("LSTM parameter {name} missing")))
             .collect::<Result<Vec<_>>>()?;
-        let fc = layers::linear(&(path / "fc"), config.hidden_size * config.num_directions(), config.output_size);
+        let fc =
+            layers::linear(&(path / "fc"), config.hidden_size * config.num_directions(), config.output_size);
         Ok(Self { lstm, fc, flat_weights, config })
     }
 

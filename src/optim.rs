@@ -59,11 +59,19 @@ impl AdamConfig {
 
     /// Checks the learning rate is finite and positive, the betas in [0, 1) and eps ≥ 0.
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.lr.is_finite() && self.lr > 0.0, "learning rate must be finite and positive, got {}", self.lr);
+        ensure!(
+            self.lr.is_finite() && self.lr > 0.0,
+            "learning rate must be finite and positive, got {}",
+            self.lr
+        );
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");
         }
-        ensure!(self.eps.is_finite() && self.eps >= 0.0, "eps must be finite and non-negative, got {}", self.eps);
+        ensure!(
+            self.eps.is_finite() && self.eps >= 0.0,
+            "eps must be finite and non-negative, got {}",
+            self.eps
+        );
         Ok(())
     }
 }
@@ -114,7 +122,13 @@ impl Adam {
                 })
             }
             AdamImpl::Libtorch => {
-                let adam = nn::Adam { beta1: config.beta1, beta2: config.beta2, wd: 0.0, eps: config.eps, amsgrad: false };
+                let adam = nn::Adam {
+                    beta1: config.beta1,
+                    beta2: config.beta2,
+                    wd: 0.0,
+                    eps: config.eps,
+                    amsgrad: false,
+                };
                 Inner::Libtorch(nn::OptimizerConfig::build(adam, vs, config.lr)?)
             }
         };

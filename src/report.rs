@@ -122,7 +122,10 @@ mod tests {
             "tensor([0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,\n        0, 1, 0, 1, 0, 1])"
         );
         let long: Vec<i64> = (0..1001).collect();
-        assert_eq!(format_int_tensor(&long, Device::Cpu), "tensor([   0,    1,    2,  ...,  998,  999, 1000])");
+        assert_eq!(
+            format_int_tensor(&long, Device::Cpu),
+            "tensor([   0,    1,    2,  ...,  998,  999, 1000])"
+        );
     }
 
     #[test]

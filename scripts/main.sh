@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# lstm-tch's main job, from a fresh clone: set up .venv (once), build, run the article's script in
+# Rust, then cross-check it against the Python script, field by field, bit for bit.
+#
+# Usage: scripts/main.sh [compare.py options, e.g. --adam both --plot losses.png]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/setup.sh
+source scripts/env.sh
+
+echo "== build (the first one compiles tch's C++ wrapper: a few minutes)" >&2
+cargo build --quiet --examples
+
+echo "== the article, in Rust: target/debug/examples/article"
+target/debug/examples/article
+
+echo
+echo "== cross-check against the article's Python script: scripts/compare.py $*"
+python scripts/compare.py "$@"

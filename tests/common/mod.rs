@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests: where the repository, its Python environment and
+//! the built binaries are, and running them.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::{
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The project's Python (`.venv`, made by `scripts/setup.sh`): the reference side of every
+/// parity test. Its absence is a failure, not a skip: parity is the project's promise.
+pub fn python() -> PathBuf {
+    let python = root().join(".venv/bin/python");
+    assert!(python.exists(), "{} missing: run scripts/setup.sh (scripts/test.sh does)", python.display());
+    python
+}
+
+/// A built example binary (cargo builds the examples before it runs integration tests).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "{} missing: build with `cargo test` or `cargo build --examples`", path.display());
+    path
+}
+
+/// Runs `program args...` and returns its output.
+pub fn run(program: impl Into<PathBuf>, args: &[&str]) -> Output {
+    let program = program.into();
+    Command::new(&program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// Stdout and stderr as text.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Asserts the command failed cleanly: non-zero status, a message containing `needle` on
+/// stderr's first line, and no panic or C++ backtrace.
+pub fn assert_clean_failure(output: &Output, needle: &str, what: &str) {
+    let (_, stderr) = text(output);
+    assert!(!output.status.success(), "{what}: expected failure, got success");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains(needle), "{what}: expected '{needle}' in the first line of stderr:\n{stderr}");
+    for bad in ["panicked", "RUST_BACKTRACE", "Exception raised from", "frame #"] {
+        assert!(!stderr.contains(bad), "{what}: stderr shows a crash ('{bad}'):\n{stderr}");
+    }
+}
