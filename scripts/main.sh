@@ -15,5 +15,5 @@ echo "== the article, in Rust: target/debug/examples/article"
 target/debug/examples/article
 
 echo
-echo "== cross-check against the article's Python script: scripts/compare.py $*"
+echo "== cross-check against the article's Python script: scripts/compare.py${*:+ $*}"
 python scripts/compare.py "$@"
