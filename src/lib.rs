@@ -9,14 +9,25 @@
 //! - [`optim`]: Adam, as `torch.optim.Adam` computes it or as libtorch's C++ Adam does;
 //! - [`article`]: the article's run: its configuration, data and report;
 //! - [`report`]: JSON reports whose float32 values round-trip exactly, and PyTorch-style printing;
-//! - [`device`]: device names and thread pinning.
+//! - [`device`]: device names and thread pinning;
+//! - [`data`]: the text pipeline: tokenizer, vocabulary, loaders, batches;
+//! - [`text_model`]: the sentiment classifier (embedding → LSTM → linear, packed sequences);
+//! - [`training`], [`metrics`], [`checkpoint`], [`progress`]: training, evaluation, saving;
+//! - [`cli`]: the `lstm-tch` command line (`train`, `eval`, `predict`).
 
 pub mod article;
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
 pub mod device;
 pub mod layers;
+pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod progress;
 pub mod report;
+pub mod text_model;
+pub mod training;
 
 use std::process::ExitCode;
 

@@ -59,3 +59,16 @@ pub fn assert_clean_failure(output: &Output, needle: &str, what: &str) {
         assert!(!stderr.contains(bad), "{what}: stderr shows a crash ('{bad}'):\n{stderr}");
     }
 }
+
+/// The `lstm-tch` binary.
+pub fn lstm_tch() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lstm-tch"))
+}
+
+/// A fresh, empty directory under the system's temporary directory.
+pub fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lstm-tch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

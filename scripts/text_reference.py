@@ -1,0 +1,125 @@
+"""The lstm-tch sentiment classifier written as a PyTorch user would, to cross-check the Rust side.
+
+nn.Embedding → nn.LSTM over pack_padded_sequence → nn.Linear on the final hidden state, trained
+with optim.Adam and nn.CrossEntropyLoss. It reads the vocabulary-encoded data that
+`lstm-tch train --export-encoded FILE` writes (token ids and class indices per split, plus the
+hyperparameters), so tokenization is not part of what is compared.
+
+    # per-batch training losses, from the same seed (compare with the Rust --report):
+    python scripts/text_reference.py train --encoded enc.json --threads 1 --report py.json
+    # logits of a Rust checkpoint (model.safetensors + config.json) on one split:
+    python scripts/text_reference.py logits --checkpoint runs/sentiment --encoded enc.json --split test
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.optim as optim
+from safetensors.torch import load_file
+from torch.nn.utils.rnn import pack_padded_sequence
+
+
+class TextLSTM(nn.Module):
+    def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes, bidirectional=False, dropout=0.0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
+                            bidirectional=bidirectional, dropout=dropout)
+        self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, tokens, lengths):
+        packed = pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)
+        h = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.lstm.bidirectional else h_n[-1]
+        return self.fc(h)
+
+
+def make_batch(ids, labels, indices):
+    """Token ids padded with 0 to the longest, lengths, labels."""
+    longest = max(len(ids[i]) for i in indices)
+    tokens = torch.zeros(len(indices), longest, dtype=torch.long)
+    for row, i in enumerate(indices):
+        tokens[row, : len(ids[i])] = torch.tensor(ids[i])
+    lengths = torch.tensor([len(ids[i]) for i in indices])
+    return tokens, lengths, torch.tensor([labels[i] for i in indices])
+
+
+def f32_list(values):
+    return [float(str(np.float32(v))) for v in values]
+
+
+def train(args):
+    data = json.loads(Path(args.encoded).read_text())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(data["seed"])
+    model = TextLSTM(**data["model"])
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.Adam(model.parameters(), lr=data["lr"])
+    ids, labels, bs = data["train"]["ids"], data["train"]["labels"], data["batch_size"]
+
+    epochs = []
+    for epoch in range(data["epochs"]):
+        model.train()
+        order = torch.randperm(len(ids)).tolist()
+        losses = []
+        for start in range(0, len(ids), bs):
+            tokens, lengths, targets = make_batch(ids, labels, order[start : start + bs])
+            loss = criterion(model(tokens, lengths), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        epochs.append(f32_list(losses))
+        print(f"epoch {epoch + 1}: mean loss {np.mean(losses):.4f}", file=sys.stderr)
+    report = {"batch_losses": epochs}
+    if args.report:
+        Path(args.report).write_text(json.dumps(report) + "\n")
+    else:
+        print(json.dumps(report))
+
+
+def logits(args):
+    data = json.loads(Path(args.encoded).read_text())
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = json.loads((Path(args.checkpoint) / "config.json").read_text())
+    model = TextLSTM(**config["model"])
+    model.load_state_dict(load_file(str(Path(args.checkpoint) / "model.safetensors")), strict=True)
+    model.eval()
+    ids = data[args.split]["ids"]
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(ids), args.batch_size):
+            indices = list(range(start, min(start + args.batch_size, len(ids))))
+            tokens, lengths, _ = make_batch(ids, [0] * len(ids), indices)
+            out.append(model(tokens, lengths))
+    print(json.dumps({"logits": f32_list(torch.cat(out).flatten().numpy())}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train from the exported data; print per-batch losses")
+    t.add_argument("--encoded", required=True)
+    t.add_argument("--threads", type=int)
+    t.add_argument("--report")
+    t.set_defaults(run=train)
+    g = sub.add_parser("logits", help="logits of a Rust checkpoint on one split")
+    g.add_argument("--checkpoint", required=True)
+    g.add_argument("--encoded", required=True)
+    g.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    g.add_argument("--batch-size", type=int, default=256)
+    g.add_argument("--threads", type=int)
+    g.set_defaults(run=logits)
+    args = p.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

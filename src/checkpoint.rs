@@ -1,0 +1,218 @@
+//! Checkpoints: a directory with `model.safetensors` (the `state_dict`, loadable by PyTorch's
+//! `safetensors.torch.load_file` + `load_state_dict`) and `config.json` (format version, model
+//! hyperparameters, tokenizer settings, `--max-len`, vocabulary and labels).
+//!
+//! Saving writes a complete new directory beside the target, then swaps it in with renames, so
+//! an interrupted save leaves the previous checkpoint whole. Loading checks everything: the
+//! format version, the config's consistency, and that the weights' names and shapes are exactly
+//! the ones the config implies.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::{
+    data::{LabelSet, Tokenizer, TokenizerConfig, Vocab},
+    text_model::{TextClassifier, TextModelConfig},
+};
+
+/// The checkpoint format this version writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The weights file in a checkpoint directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The configuration file in a checkpoint directory.
+pub const CONFIG_FILE: &str = "config.json";
+const FORMAT_NAME: &str = "lstm-tch text classifier";
+
+/// Everything but the weights: `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// Always "lstm-tch text classifier".
+    pub format: String,
+    /// [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The model's hyperparameters.
+    pub model: TextModelConfig,
+    /// The tokenizer's settings.
+    pub tokenizer: TokenizerConfig,
+    /// Tokens kept per text.
+    pub max_len: usize,
+    /// The class names, in class order.
+    pub labels: Vec<String>,
+    /// The vocabulary, in id order.
+    pub vocab: Vec<String>,
+}
+
+impl CheckpointConfig {
+    /// The configuration of a model trained with this tokenizer, vocabulary and label set.
+    pub fn new(
+        model: TextModelConfig,
+        tokenizer: TokenizerConfig,
+        max_len: usize,
+        vocab: &Vocab,
+        labels: &LabelSet,
+    ) -> Self {
+        Self {
+            format: FORMAT_NAME.to_owned(),
+            format_version: FORMAT_VERSION,
+            model,
+            tokenizer,
+            max_len,
+            labels: labels.names().to_vec(),
+            vocab: vocab.tokens().to_vec(),
+        }
+    }
+}
+
+/// A loaded checkpoint, ready for inference.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// Its configuration.
+    pub config: CheckpointConfig,
+    /// The variables (on the requested device).
+    pub vs: nn::VarStore,
+    /// The model, in the `VarStore`.
+    pub model: TextClassifier,
+    /// The tokenizer it was trained with.
+    pub tokenizer: Tokenizer,
+    /// Its vocabulary.
+    pub vocab: Vocab,
+    /// Its classes.
+    pub labels: LabelSet,
+}
+
+/// Saves `vs` (a [`TextClassifier`]'s variables) and `config` as the checkpoint `dir`,
+/// replacing a previous checkpoint there only once the new one is completely written.
+pub fn save(dir: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<()> {
+    let context = || format!("cannot save checkpoint {}", dir.display());
+    if dir.exists() {
+        ensure!(
+            dir.join(CONFIG_FILE).exists() || fs::read_dir(dir).with_context(context)?.next().is_none(),
+            "{} exists and is not a checkpoint; choose another output directory",
+            dir.display()
+        );
+    }
+    let tmp = sibling(dir, "tmp")?;
+    let _ = fs::remove_dir_all(&tmp);
+    write_dir(&tmp, config, vs).with_context(context)?;
+    if dir.exists() {
+        let old = sibling(dir, "old")?;
+        let _ = fs::remove_dir_all(&old);
+        fs::rename(dir, &old).with_context(context)?;
+        fs::rename(&tmp, dir).with_context(context)?;
+        fs::remove_dir_all(&old).with_context(context)?;
+    } else {
+        fs::rename(&tmp, dir).with_context(context)?;
+    }
+    Ok(())
+}
+
+/// `parent/.name.what-PID`: a scratch path on the same file system as `dir`.
+fn sibling(dir: &Path, what: &str) -> Result<PathBuf> {
+    let name = dir.file_name().with_context(|| format!("{} is not a directory name", dir.display()))?;
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok(parent.join(format!(".{}.{what}-{}", name.to_string_lossy(), std::process::id())))
+}
+
+fn write_dir(tmp: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<()> {
+    fs::create_dir_all(tmp)?;
+    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let named = variables
+        .iter()
+        .map(|(name, t)| Ok((name.as_str(), t.f_to_device(Device::Cpu)?.f_contiguous()?)))
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::write_safetensors(&named, tmp.join(WEIGHTS_FILE))?;
+    fs::write(tmp.join(CONFIG_FILE), serde_json::to_string_pretty(config)? + "\n")?;
+    for file in [WEIGHTS_FILE, CONFIG_FILE] {
+        fs::File::open(tmp.join(file))?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Reads and checks `dir/config.json`.
+pub fn load_config(dir: &Path) -> Result<CheckpointConfig> {
+    ensure!(dir.is_dir(), "checkpoint {} not found (train one with `lstm-tch train`)", dir.display());
+    let path = dir.join(CONFIG_FILE);
+    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is corrupted: not JSON", path.display()))?;
+    let version = value.get("format_version").and_then(serde_json::Value::as_u64);
+    ensure!(
+        value.get("format").and_then(|f| f.as_str()) == Some(FORMAT_NAME),
+        "{} is not an lstm-tch checkpoint config",
+        path.display()
+    );
+    ensure!(
+        version == Some(FORMAT_VERSION as u64),
+        "{}: checkpoint format version {}, this lstm-tch reads version {FORMAT_VERSION}",
+        path.display(),
+        version.map_or("missing".to_owned(), |v| v.to_string())
+    );
+    let config: CheckpointConfig =
+        serde_json::from_value(value).with_context(|| format!("{} is corrupted", path.display()))?;
+    config.model.validate().with_context(|| format!("{}", path.display()))?;
+    ensure!(
+        config.model.vocab_size == config.vocab.len() as i64,
+        "{}: vocab_size {} but {} vocabulary entries",
+        path.display(),
+        config.model.vocab_size,
+        config.vocab.len()
+    );
+    ensure!(
+        config.model.num_classes == config.labels.len() as i64,
+        "{}: num_classes {} but {} labels",
+        path.display(),
+        config.model.num_classes,
+        config.labels.len()
+    );
+    ensure!(config.max_len >= 1, "{}: max_len must be at least 1", path.display());
+    Ok(config)
+}
+
+/// Loads the checkpoint `dir` onto `device`.
+pub fn load(dir: &Path, device: Device) -> Result<Checkpoint> {
+    let config = load_config(dir)?;
+    let config_path = dir.join(CONFIG_FILE);
+    let vocab =
+        Vocab::from_tokens(config.vocab.clone()).with_context(|| format!("{}", config_path.display()))?;
+    let labels =
+        LabelSet::from_names(config.labels.clone()).with_context(|| format!("{}", config_path.display()))?;
+
+    let weights_path = dir.join(WEIGHTS_FILE);
+    ensure!(weights_path.is_file(), "checkpoint {}: {WEIGHTS_FILE} missing", dir.display());
+    let weights: BTreeMap<String, Tensor> = Tensor::read_safetensors(&weights_path)
+        .with_context(|| format!("{} is corrupted", weights_path.display()))?
+        .into_iter()
+        .collect();
+    let expected = config.model.parameter_shapes();
+    let mismatch = |what: String| format!("{} does not match {CONFIG_FILE}: {what}", weights_path.display());
+    for (name, shape) in &expected {
+        let Some(t) = weights.get(name) else { bail!(mismatch(format!("{name} missing"))) };
+        ensure!(
+            t.size() == *shape,
+            mismatch(format!("{name} is {:?}, the config implies {shape:?}", t.size()))
+        );
+        ensure!(t.kind() == Kind::Float, mismatch(format!("{name} is {:?}, expected float32", t.kind())));
+    }
+    if let Some(extra) = weights.keys().find(|k| !expected.iter().any(|(n, _)| n == *k)) {
+        bail!(mismatch(format!("unexpected tensor {extra}")));
+    }
+
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = TextClassifier::new(&vs.root(), config.model)?;
+    tch::no_grad(|| -> Result<()> {
+        for (name, mut var) in vs.variables() {
+            var.f_copy_(&weights[&name])?;
+        }
+        Ok(())
+    })?;
+    vs.set_device(device);
+    let tokenizer = Tokenizer::new(config.tokenizer);
+    Ok(Checkpoint { config, vs, model, tokenizer, vocab, labels })
+}

@@ -1,0 +1,185 @@
+//! Encoded datasets and padded batches.
+//!
+//! Token ids are stored flat (one `Vec<i64>` and offsets), so memory grows with the data and
+//! not with the longest text. `--max-len N` keeps the first N tokens of each text (reviews
+//! usually state their verdict early and end it with a summary; keeping the head is what
+//! torchtext and Keras do by default). Batches are padded with `<pad>` (id 0) to their longest
+//! member; the last, partial batch is kept. Shuffling draws `torch.randperm(n)` from libtorch's
+//! default generator, so a PyTorch program seeded alike draws the same order.
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use super::{tokenizer::Tokenizer, vocab::Vocab, vocab::PAD_ID};
+
+/// Texts as token ids, with their class indices.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Encoded {
+    ids: Vec<i64>,
+    offsets: Vec<usize>,
+    /// The class index of each text.
+    pub labels: Vec<i64>,
+}
+
+impl Encoded {
+    /// Tokenizes and encodes `texts`, keeping at most `max_len` tokens of each (at least one:
+    /// an empty text is `[<unk>]`).
+    pub fn new<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        labels: Vec<i64>,
+        tokenizer: &Tokenizer,
+        vocab: &Vocab,
+        max_len: usize,
+    ) -> Result<Self> {
+        ensure!(max_len >= 1, "--max-len must be at least 1");
+        let mut encoded = Self { ids: Vec::new(), offsets: vec![0], labels };
+        for text in texts {
+            encoded.push(&vocab.encode(&tokenizer.tokenize(text)), max_len);
+        }
+        ensure!(
+            encoded.len() == encoded.labels.len(),
+            "{} texts but {} labels",
+            encoded.len(),
+            encoded.labels.len()
+        );
+        Ok(encoded)
+    }
+
+    /// Texts already encoded as token ids (each non-empty), with their class indices.
+    pub fn from_ids(texts: &[Vec<i64>], labels: Vec<i64>) -> Result<Self> {
+        ensure!(texts.len() == labels.len(), "{} texts but {} labels", texts.len(), labels.len());
+        ensure!(texts.iter().all(|t| !t.is_empty()), "every text needs at least one token");
+        let mut encoded = Self { ids: Vec::new(), offsets: vec![0], labels };
+        for ids in texts {
+            encoded.push(ids, usize::MAX);
+        }
+        Ok(encoded)
+    }
+
+    fn push(&mut self, ids: &[i64], max_len: usize) {
+        self.ids.extend_from_slice(&ids[..ids.len().min(max_len)]);
+        self.offsets.push(self.ids.len());
+    }
+
+    /// Number of texts.
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// True when there are no texts.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ids of text `i`.
+    pub fn ids(&self, i: usize) -> &[i64] {
+        &self.ids[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// The total number of tokens.
+    pub fn num_tokens(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The batch of texts `indices`: tokens padded to the longest, lengths, labels.
+    pub fn batch(&self, indices: &[usize]) -> Result<Batch> {
+        let max_len = indices.iter().map(|&i| self.ids(i).len()).max().unwrap_or(0);
+        let mut tokens = vec![PAD_ID; indices.len() * max_len];
+        for (row, &i) in indices.iter().enumerate() {
+            let ids = self.ids(i);
+            tokens[row * max_len..row * max_len + ids.len()].copy_from_slice(ids);
+        }
+        let b = indices.len() as i64;
+        Ok(Batch {
+            tokens: Tensor::from_slice(&tokens).f_view([b, max_len as i64])?,
+            lengths: Tensor::from_slice(
+                &indices.iter().map(|&i| self.ids(i).len() as i64).collect::<Vec<_>>(),
+            ),
+            labels: Tensor::from_slice(&indices.iter().map(|&i| self.labels[i]).collect::<Vec<_>>()),
+        })
+    }
+
+    /// The order of one epoch: `torch.randperm(n)` from the default generator when `shuffle`,
+    /// else 0..n.
+    pub fn order(&self, shuffle: bool) -> Result<Vec<usize>> {
+        if !shuffle {
+            return Ok((0..self.len()).collect());
+        }
+        let perm = Tensor::f_randperm(self.len() as i64, (Kind::Int64, Device::Cpu))?;
+        Ok(Vec::<i64>::try_from(&perm)?.into_iter().map(|i| i as usize).collect())
+    }
+}
+
+/// A padded batch, on the CPU until moved.
+#[derive(Debug)]
+pub struct Batch {
+    /// Token ids [batch, longest], padded with `<pad>` (0).
+    pub tokens: Tensor,
+    /// Real lengths [batch], int64; stays on the CPU (as `pack_padded_sequence` wants).
+    pub lengths: Tensor,
+    /// Class indices [batch], int64.
+    pub labels: Tensor,
+}
+
+impl Batch {
+    /// Number of texts in the batch.
+    pub fn len(&self) -> usize {
+        self.lengths.size()[0] as usize
+    }
+
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tokens and labels moved to `device`; lengths stay on the CPU.
+    pub fn to_device(self, device: Device) -> Result<Self> {
+        Ok(Self {
+            tokens: self.tokens.f_to_device(device)?,
+            lengths: self.lengths,
+            labels: self.labels.f_to_device(device)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::vocab::UNK_ID;
+
+    fn encoded() -> Encoded {
+        let vocab = Vocab::build([["a", "b", "c"].as_slice()], 1, None).unwrap();
+        Encoded::new(["a b c a", "", "c"], vec![0, 1, 1], &Tokenizer::default(), &vocab, 3).unwrap()
+    }
+
+    #[test]
+    fn truncates_and_encodes_empty_texts_as_unknown() {
+        let e = encoded();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e.ids(0), [2, 3, 4]); // "a b c" after --max-len 3
+        assert_eq!(e.ids(1), [UNK_ID]);
+        assert_eq!(e.ids(2), [4]);
+    }
+
+    #[test]
+    fn pads_batches_to_their_longest_member() {
+        let b = encoded().batch(&[2, 0]).unwrap();
+        assert_eq!(Vec::<i64>::try_from(&b.tokens.flatten(0, -1)).unwrap(), [4, 0, 0, 2, 3, 4]);
+        assert_eq!(Vec::<i64>::try_from(&b.lengths).unwrap(), [1, 3]);
+        assert_eq!(Vec::<i64>::try_from(&b.labels).unwrap(), [1, 0]);
+    }
+
+    #[test]
+    fn shuffles_with_libtorchs_generator() {
+        let e = encoded();
+        tch::manual_seed(3);
+        let first = e.order(true).unwrap();
+        tch::manual_seed(3);
+        assert_eq!(e.order(true).unwrap(), first);
+        let mut sorted = first.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 1, 2]);
+        assert_eq!(e.order(false).unwrap(), [0, 1, 2]);
+    }
+}

@@ -1,0 +1,403 @@
+//! Labelled text datasets: loading, label sets and splits.
+//!
+//! Formats (chosen by `--format`, or from the path: a directory is IMDB, else the extension):
+//! - **TSV** (`.tsv`): a header row, then one example per line, fields split on tabs with no
+//!   quoting (GLUE's SST-2 `sentence<TAB>label` reads as is);
+//! - **CSV** (`.csv`): a header row, RFC 4180 fields (quotes, `""` escapes, newlines in quotes);
+//! - **JSON Lines** (`.jsonl`, `.json`): one object per line; labels may be strings or integers;
+//! - **IMDB** (`aclImdb/train`): a folder with `pos/` and `neg/` folders of `.txt` reviews; the
+//!   folder name is the label and `<br />` tags become spaces.
+//!
+//! The text column is `--text-column`, else the first of `text`, `sentence`, `review` present;
+//! the label column is `--label-column`, else `label` or `sentiment`. Every error names the file
+//! and, where there is one, the line.
+
+use std::{
+    fmt,
+    fs::File,
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+/// Where an example came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A line (1-based) of the dataset file.
+    Line(PathBuf, usize),
+    /// A whole file (IMDB).
+    File(PathBuf),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Line(path, line) => write!(f, "{}:{line}", path.display()),
+            Origin::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The raw text.
+    pub text: String,
+    /// The label as written (an integer label is kept as its decimal text).
+    pub label: String,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// The file formats [`load`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Tab-separated with a header, no quoting (SST-2).
+    Tsv,
+    /// Comma-separated with a header, RFC 4180 quoting.
+    Csv,
+    /// JSON Lines: one object per line.
+    Jsonl,
+    /// An `aclImdb`-style folder of `pos/` and `neg/` `.txt` files.
+    Imdb,
+}
+
+impl Format {
+    /// The format a path implies: a directory is IMDB, else by extension.
+    pub fn detect(path: &Path) -> Result<Self> {
+        if path.is_dir() {
+            return Ok(Format::Imdb);
+        }
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("tsv") | Some("txt") => Ok(Format::Tsv),
+            Some("csv") => Ok(Format::Csv),
+            Some("jsonl") | Some("json") | Some("ndjson") => Ok(Format::Jsonl),
+            _ => bail!("{}: cannot tell the format from the name; pass --format", path.display()),
+        }
+    }
+}
+
+/// Which columns (or JSON fields) hold the text and the label.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Columns {
+    /// The text column; `None` tries `text`, `sentence`, `review`.
+    pub text: Option<String>,
+    /// The label column; `None` tries `label`, `sentiment`.
+    pub label: Option<String>,
+}
+
+const TEXT_COLUMNS: [&str; 3] = ["text", "sentence", "review"];
+const LABEL_COLUMNS: [&str; 2] = ["label", "sentiment"];
+
+impl Columns {
+    fn pick(
+        path: &Path,
+        header: &[String],
+        chosen: &Option<String>,
+        defaults: &[&str],
+        what: &str,
+    ) -> Result<usize> {
+        let wanted: Vec<&str> = match chosen {
+            Some(name) => vec![name.as_str()],
+            None => defaults.to_vec(),
+        };
+        wanted.iter().find_map(|w| header.iter().position(|h| h == w)).with_context(|| {
+            format!(
+                "{}:1: no {what} column {} in the header [{}]; pass --{what}-column",
+                path.display(),
+                wanted.join(" or "),
+                header.join(", ")
+            )
+        })
+    }
+}
+
+/// Loads every example of `path` (a file, or an IMDB folder).
+pub fn load(path: &Path, format: Option<Format>, columns: &Columns) -> Result<Vec<Example>> {
+    let format = match format {
+        Some(f) => f,
+        None => Format::detect(path)?,
+    };
+    let examples = match format {
+        Format::Imdb => load_imdb(path)?,
+        Format::Jsonl => load_jsonl(path, columns)?,
+        Format::Tsv | Format::Csv => load_delimited(path, format, columns)?,
+    };
+    ensure!(!examples.is_empty(), "{}: no examples", path.display());
+    Ok(examples)
+}
+
+fn open(path: &Path) -> Result<BufReader<File>> {
+    let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ensure!(
+        !file.metadata().map(|m| m.is_dir()).unwrap_or(false),
+        "{} is a directory; pass --format imdb for an IMDB folder",
+        path.display()
+    );
+    Ok(BufReader::new(file))
+}
+
+/// Reads lines as UTF-8, naming the file and line of invalid bytes. Yields (line number, text).
+fn lines<'a>(
+    path: &'a Path,
+    reader: impl BufRead + 'a,
+) -> impl Iterator<Item = Result<(usize, String)>> + 'a {
+    reader.split(b'\n').enumerate().map(move |(i, bytes)| {
+        let line = i + 1;
+        let mut bytes = bytes.with_context(|| format!("cannot read {}:{line}", path.display()))?;
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{line}: invalid UTF-8 at byte {}",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })?;
+        Ok((line, text))
+    })
+}
+
+fn load_delimited(path: &Path, format: Format, columns: &Columns) -> Result<Vec<Example>> {
+    let mut records = Records { lines: lines(path, open(path)?), csv: format == Format::Csv, path };
+    let Some((_, header)) = records.next_record()? else {
+        bail!("{}: empty file (expected a header row)", path.display());
+    };
+    let text_col = Columns::pick(path, &header, &columns.text, &TEXT_COLUMNS, "text")?;
+    let label_col = Columns::pick(path, &header, &columns.label, &LABEL_COLUMNS, "label")?;
+    let mut examples = Vec::new();
+    while let Some((line, fields)) = records.next_record()? {
+        if fields.len() == 1 && fields[0].is_empty() {
+            continue; // blank line
+        }
+        ensure!(
+            fields.len() == header.len(),
+            "{}:{line}: {} fields, the header has {}",
+            path.display(),
+            fields.len(),
+            header.len()
+        );
+        let mut fields = fields;
+        let label = std::mem::take(&mut fields[label_col]).trim().to_owned();
+        ensure!(!label.is_empty(), "{}:{line}: empty label", path.display());
+        let text = std::mem::take(&mut fields[text_col]);
+        examples.push(Example { text, label, origin: Origin::Line(path.to_owned(), line) });
+    }
+    Ok(examples)
+}
+
+/// Splits lines into records: tab-separated (no quoting), or RFC 4180 CSV.
+struct Records<'p, I> {
+    lines: I,
+    csv: bool,
+    path: &'p Path,
+}
+
+impl<I: Iterator<Item = Result<(usize, String)>>> Records<'_, I> {
+    /// The next record and the line it starts on.
+    fn next_record(&mut self) -> Result<Option<(usize, Vec<String>)>> {
+        let Some(first) = self.lines.next() else { return Ok(None) };
+        let (start, text) = first?;
+        if !self.csv {
+            return Ok(Some((start, text.split('\t').map(str::to_owned).collect())));
+        }
+        let (mut fields, mut field, mut quoted, mut text) = (Vec::new(), String::new(), false, text);
+        loop {
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (quoted, c) {
+                    (true, '"') if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    (true, '"') => quoted = false,
+                    (true, c) => field.push(c),
+                    (false, '"') if field.is_empty() => quoted = true,
+                    (false, ',') => fields.push(std::mem::take(&mut field)),
+                    (false, c) => field.push(c),
+                }
+            }
+            if !quoted {
+                fields.push(field);
+                return Ok(Some((start, fields)));
+            }
+            // A quoted field goes on over the line break.
+            match self.lines.next() {
+                Some(next) => {
+                    field.push('\n');
+                    text = next?.1;
+                }
+                None => bail!("{}:{start}: unterminated quoted field", self.path.display()),
+            }
+        }
+    }
+}
+
+fn load_jsonl(path: &Path, columns: &Columns) -> Result<Vec<Example>> {
+    let mut examples = Vec::new();
+    for item in lines(path, open(path)?) {
+        let (line, text) = item?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}:{line}: invalid JSON", path.display()))?;
+        let object =
+            value.as_object().with_context(|| format!("{}:{line}: not a JSON object", path.display()))?;
+        let field = |chosen: &Option<String>, defaults: &[&str], what: &str| {
+            let names: Vec<&str> = chosen.as_deref().map_or(defaults.to_vec(), |c| vec![c]);
+            names.iter().find_map(|n| object.get(*n)).with_context(|| {
+                format!(
+                    "{}:{line}: no {what} field {}; pass --{what}-column",
+                    path.display(),
+                    names.join(" or ")
+                )
+            })
+        };
+        let text = match field(&columns.text, &TEXT_COLUMNS, "text")? {
+            serde_json::Value::String(s) => s.clone(),
+            other => bail!("{}:{line}: the text is not a string: {other}", path.display()),
+        };
+        let label = match field(&columns.label, &LABEL_COLUMNS, "label")? {
+            serde_json::Value::String(s) if !s.trim().is_empty() => s.trim().to_owned(),
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            other => bail!(
+                "{}:{line}: a label must be a non-empty string or an integer, got {other}",
+                path.display()
+            ),
+        };
+        examples.push(Example { text, label, origin: Origin::Line(path.to_owned(), line) });
+    }
+    Ok(examples)
+}
+
+fn load_imdb(dir: &Path) -> Result<Vec<Example>> {
+    let mut examples = Vec::new();
+    for label in ["neg", "pos"] {
+        let folder = dir.join(label);
+        let entries = std::fs::read_dir(&folder)
+            .with_context(|| format!("{}: not an IMDB folder (cannot read {label}/)", dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot list {}", folder.display()))?;
+        files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
+        files.sort();
+        for file in files {
+            let mut bytes = Vec::new();
+            File::open(&file)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                anyhow::anyhow!("{}: invalid UTF-8 at byte {}", file.display(), e.utf8_error().valid_up_to())
+            })?;
+            let text = text.replace("<br />", " ").replace("<br/>", " ");
+            examples.push(Example { text, label: label.to_owned(), origin: Origin::File(file) });
+        }
+    }
+    Ok(examples)
+}
+
+/// The classes, in a fixed order: numerically if every label is an integer, else by text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelSet {
+    names: Vec<String>,
+}
+
+impl LabelSet {
+    /// The label set of the training examples; at least two classes are required.
+    pub fn from_examples(examples: &[Example]) -> Result<Self> {
+        let mut names: Vec<String> = examples.iter().map(|e| e.label.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.iter().all(|n| n.parse::<i64>().is_ok()) {
+            names.sort_by_key(|n| n.parse::<i64>().unwrap_or_default());
+        }
+        ensure!(
+            names.len() >= 2,
+            "the training data has a single class ({}): a classifier needs at least two",
+            names.first().map_or("none", String::as_str)
+        );
+        Ok(Self { names })
+    }
+
+    /// A saved label set.
+    pub fn from_names(names: Vec<String>) -> Result<Self> {
+        ensure!(names.len() >= 2, "a label set needs at least two classes");
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        ensure!(sorted.len() == names.len(), "the label set lists a class twice");
+        Ok(Self { names })
+    }
+
+    /// The class names; class `i` is `names()[i]`.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of classes.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Never true (at least two classes).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The class index of each example; a label outside the set is an error naming its origin.
+    pub fn indices(&self, examples: &[Example], what: &str) -> Result<Vec<i64>> {
+        examples
+            .iter()
+            .map(|e| {
+                self.names.iter().position(|n| *n == e.label).map(|i| i as i64).with_context(|| {
+                    format!(
+                        "{}: label '{}' in the {what} data is not one of the trained classes [{}]",
+                        e.origin,
+                        e.label,
+                        self.names.join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// Splits `examples` into train/dev/test with fractions `dev` and `test` of the whole, shuffled
+/// by a seeded generator (independent of libtorch's, so model initialisation is unaffected).
+pub fn split(mut examples: Vec<Example>, dev: f64, test: f64, seed: u64) -> Result<[Vec<Example>; 3]> {
+    ensure!(
+        dev >= 0.0 && test >= 0.0 && dev + test < 1.0,
+        "split fractions must be ≥ 0 and sum to less than 1"
+    );
+    let mut rng = SplitMix64(seed);
+    for i in (1..examples.len()).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        examples.swap(i, j);
+    }
+    let n = examples.len();
+    let n_test = (n as f64 * test).round() as usize;
+    let n_dev = (n as f64 * dev).round() as usize;
+    let test_part = examples.split_off(n - n_test);
+    let dev_part = examples.split_off(n - n_test - n_dev);
+    Ok([examples, dev_part, test_part])
+}
+
+/// SplitMix64: a small, well-mixed generator for the data split.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,39 @@
+//! `lstm-tch`: train, evaluate and use an LSTM sentiment classifier (see README).
+//!
+//! ```text
+//! lstm-tch train                      # the sample dataset, defaults: ≥ 85 % test accuracy
+//! lstm-tch eval                       # metrics of runs/sentiment on the sample test split
+//! lstm-tch predict "not bad at all"   # label and class probabilities
+//! ```
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lstm_tch::cli;
+
+/// An LSTM text classifier on libtorch: train, evaluate, predict.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a classifier on labelled text and save the best checkpoint.
+    Train(Box<cli::TrainArgs>),
+    /// Evaluate a checkpoint on labelled text: accuracy, precision/recall/F1, confusion.
+    Eval(cli::EvalArgs),
+    /// Classify sentences from arguments, a file or standard input.
+    Predict(cli::PredictArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    lstm_tch::run_main(|| match &cli.command {
+        Command::Train(args) => cli::train(args),
+        Command::Eval(args) => cli::eval(args),
+        Command::Predict(args) => cli::predict(args),
+    })
+}

@@ -1,0 +1,111 @@
+//! The sentiment classifier: `nn.Embedding` → the article's LSTM classifier, run on packed
+//! sequences.
+//!
+//! ```python
+//! class TextLSTM(nn.Module):                      # scripts/text_reference.py
+//!     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes,
+//!                  bidirectional, dropout):
+//!         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+//!         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
+//!                             bidirectional=bidirectional, dropout=dropout)
+//!         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+//!     def forward(self, tokens, lengths):
+//!         packed = pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True,
+//!                                       enforce_sorted=False)
+//!         _, (h_n, _) = self.lstm(packed)
+//!         h = torch.cat([h_n[-2], h_n[-1]], 1) if self.lstm.bidirectional else h_n[-1]
+//!         return self.fc(h)
+//! ```
+//!
+//! Variables are `embedding.weight`, `lstm.*`, `fc.*`, the `state_dict` names.
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+use crate::{
+    data::vocab::PAD_ID,
+    layers,
+    model::{LstmClassifier, LstmConfig},
+};
+
+/// Hyperparameters of [`TextClassifier`], saved in a checkpoint's `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TextModelConfig {
+    /// Vocabulary size (rows of the embedding), `<pad>` and `<unk>` included.
+    pub vocab_size: i64,
+    /// Embedding width.
+    pub embedding_dim: i64,
+    /// LSTM hidden size (per direction).
+    pub hidden_size: i64,
+    /// Stacked LSTM layers.
+    pub num_layers: i64,
+    /// Number of classes.
+    pub num_classes: i64,
+    /// Read each text in both directions.
+    pub bidirectional: bool,
+    /// Dropout between LSTM layers, in training only.
+    pub dropout: f64,
+}
+
+impl TextModelConfig {
+    /// The LSTM classifier on top of the embedding.
+    pub fn lstm(&self) -> LstmConfig {
+        LstmConfig {
+            input_size: self.embedding_dim,
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            output_size: self.num_classes,
+            bidirectional: self.bidirectional,
+            dropout: self.dropout,
+        }
+    }
+
+    /// Checks the sizes.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.vocab_size >= 2, "the vocabulary needs at least <pad> and <unk>");
+        ensure!(self.embedding_dim >= 1, "embedding dim must be at least 1, got {}", self.embedding_dim);
+        ensure!(self.num_classes >= 2, "a classifier needs at least two classes, got {}", self.num_classes);
+        self.lstm().validate()
+    }
+
+    /// The `state_dict` names and shapes, in PyTorch's `named_parameters()` order.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        let embedding = ("embedding.weight".to_owned(), vec![self.vocab_size, self.embedding_dim]);
+        std::iter::once(embedding).chain(self.lstm().parameter_shapes()).collect()
+    }
+}
+
+/// Embedding + LSTM + linear classifier over variable-length token sequences.
+#[derive(Debug)]
+pub struct TextClassifier {
+    embedding: Tensor,
+    classifier: LstmClassifier,
+    config: TextModelConfig,
+}
+
+impl TextClassifier {
+    /// Builds the model under `path`, drawing its parameters in PyTorch's order: the embedding
+    /// (N(0, 1), padding row zeroed), the LSTM, then the linear layer.
+    pub fn new(path: &nn::Path, config: TextModelConfig) -> Result<Self> {
+        config.validate()?;
+        let embedding =
+            layers::embedding_weight(&(path / "embedding"), config.vocab_size, config.embedding_dim, PAD_ID)?;
+        let classifier = LstmClassifier::new(path, config.lstm())?;
+        Ok(Self { embedding, classifier, config })
+    }
+
+    /// The model's hyperparameters.
+    pub fn config(&self) -> &TextModelConfig {
+        &self.config
+    }
+
+    /// Logits [batch, num_classes] for `tokens` [batch, longest] (int64, on the model's device,
+    /// padded with 0) of real `lengths` [batch] (int64, CPU). `train` enables dropout. A text's
+    /// logits do not depend on the rest of its batch: padding never enters the LSTM.
+    pub fn forward(&self, tokens: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
+        ensure!(tokens.dim() == 2, "expected tokens [batch, length], got {:?}", tokens.size());
+        let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?;
+        self.classifier.forward_packed(&embedded, lengths, train)
+    }
+}

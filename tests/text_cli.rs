@@ -1,0 +1,345 @@
+//! `lstm-tch train | eval | predict` as a user runs them: the defaults reach the accuracy
+//! target, predictions stream, and every bad input ends in a one-line message naming the file
+//! (and line), a non-zero exit and no panic.
+
+mod common;
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::OnceLock,
+};
+
+use common::{assert_clean_failure, lstm_tch, run, tempdir, text};
+
+/// One small checkpoint trained on the sample data, shared by the tests.
+fn checkpoint() -> &'static Path {
+    static CKPT: OnceLock<PathBuf> = OnceLock::new();
+    CKPT.get_or_init(|| {
+        let dir = tempdir("cli-ckpt").join("ckpt");
+        let out = run(
+            lstm_tch(),
+            &[
+                "train",
+                "--epochs",
+                "1",
+                "--hidden-size",
+                "16",
+                "--threads",
+                "1",
+                "-q",
+                "--out",
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out).1);
+        dir
+    })
+}
+
+fn write(dir: &Path, name: &str, contents: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn defaults_reach_85_percent_on_the_sample_test_split() {
+    let dir = tempdir("cli-defaults");
+    let (ckpt, report) = (dir.join("ckpt"), dir.join("report.json"));
+    let out = run(
+        lstm_tch(),
+        &["train", "--threads", "1", "--out", ckpt.to_str().unwrap(), "--report", report.to_str().unwrap()],
+    );
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let accuracy = report["test"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.85, "test accuracy {accuracy} < 0.85\n{stderr}");
+    assert_eq!(report["epochs"].as_array().unwrap().len(), 8, "the default number of epochs");
+    assert!(stderr.contains("epoch 1/"), "{stderr}");
+
+    // eval on the same split agrees with train's test evaluation.
+    let out = run(lstm_tch(), &["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json"]);
+    let metrics: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(metrics["accuracy"].as_f64().unwrap(), accuracy);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn eval_prints_a_table() {
+    let out = run(lstm_tch(), &["eval", "--checkpoint", checkpoint().to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for needle in ["precision", "recall", "negative", "positive", "accuracy", "macro-F1", "confusion"] {
+        assert!(stdout.contains(needle), "{needle} missing:\n{stdout}");
+    }
+}
+
+#[test]
+fn predict_reads_arguments_files_and_streams_stdin() {
+    let ckpt = checkpoint().to_str().unwrap();
+    let out = run(lstm_tch(), &["predict", "--checkpoint", ckpt, "a waste of time", ""]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].ends_with("\ta waste of time") && lines[0].contains("negative="), "{stdout}");
+    assert!(lines[1].ends_with('\t'), "the empty sentence gets a result: {stdout}");
+
+    let dir = tempdir("cli-predict");
+    let file = write(&dir, "in.txt", b"great fun\n\nboring\r\n");
+    let out = run(lstm_tch(), &["predict", "--checkpoint", ckpt, "--json", "--file", &file]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2]["text"], "boring");
+    for row in &rows {
+        let p = &row["probabilities"];
+        let sum = p["negative"].as_f64().unwrap() + p["positive"].as_f64().unwrap();
+        assert!((sum - 1.0).abs() < 1e-6, "{row}");
+        assert!(row["label"] == "negative" || row["label"] == "positive");
+    }
+
+    // Standard input is streamed: the first answer arrives before the input ends.
+    let mut child = Command::new(lstm_tch())
+        .args(["predict", "--checkpoint", ckpt, "--batch-size", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"not bad at all\n").unwrap();
+    stdin.flush().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.ends_with("\tnot bad at all\n"), "{first}");
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest.lines().count(), 1, "the empty line gets a result: {rest}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_data_fails_cleanly_naming_the_file_and_line() {
+    let dir = tempdir("cli-bad-data");
+    let d = |name: &str, contents: &[u8]| write(&dir, name, contents);
+    let good_dev = d("dev.tsv", b"sentence\tlabel\nok\tpos\nbad\tneg\n");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--train".into(), "/nonexistent/train.tsv".into()],
+            "cannot read /nonexistent/train.tsv".into(),
+        ),
+        (
+            vec!["--train".into(), dir.to_str().unwrap().into(), "--format".into(), "tsv".into()],
+            "is a directory".into(),
+        ),
+        (
+            vec!["--train".into(), d("bad.tsv", b"sentence\tlabel\ngood\tpos\nbad \xff\tneg\n")],
+            "bad.tsv:3: invalid UTF-8".into(),
+        ),
+        (
+            vec!["--train".into(), d("cols.tsv", b"words\tstars\nfine\t1\n")],
+            "cols.tsv:1: no text column".into(),
+        ),
+        (
+            vec!["--train".into(), d("cols2.tsv", b"text\tstars\nfine\t1\n")],
+            "cols2.tsv:1: no label column label or sentiment".into(),
+        ),
+        (
+            vec![
+                "--train".into(),
+                d("c.tsv", b"text\tlabel\nfine\t1\n"),
+                "--text-column".into(),
+                "body".into(),
+            ],
+            "no text column body".into(),
+        ),
+        (vec!["--train".into(), d("empty.tsv", b"sentence\tlabel\n\n\n")], "empty.tsv: no examples".into()),
+        (vec!["--train".into(), d("nothing.tsv", b"")], "nothing.tsv: empty file".into()),
+        (
+            vec!["--train".into(), d("fields.tsv", b"sentence\tlabel\nfine\t1\textra\n")],
+            "fields.tsv:2: 3 fields, the header has 2".into(),
+        ),
+        (
+            vec![
+                "--train".into(),
+                d("one.tsv", b"sentence\tlabel\nfine\tpos\ngood\tpos\n"),
+                "--dev".into(),
+                good_dev.clone(),
+            ],
+            "single class (pos)".into(),
+        ),
+        (
+            vec![
+                "--train".into(),
+                d("two.tsv", b"sentence\tlabel\nfine\tpos\nbad\tneg\n"),
+                "--dev".into(),
+                d("dev3.tsv", b"sentence\tlabel\nok\tpos\nmeh\tneutral\n"),
+            ],
+            "dev3.tsv:3: label 'neutral' in the dev data is not one of the trained classes [neg, pos]".into(),
+        ),
+        (
+            vec![
+                "--train".into(),
+                d("tiny.tsv", b"sentence\tlabel\nfine\tpos\nbad\tneg\n"),
+                "--holdout".into(),
+                "0.45".into(),
+            ],
+            "too few examples".into(),
+        ),
+        (
+            vec![
+                "--train".into(),
+                d("bad.jsonl", b"{\"text\": \"a\", \"label\": 1}\n{\"text\": 5, \"label\": 0}\n"),
+            ],
+            "bad.jsonl:2: the text is not a string".into(),
+        ),
+        (
+            vec!["--train".into(), d("broken.jsonl", b"{\"text\": \"a\"\n")],
+            "broken.jsonl:1: invalid JSON".into(),
+        ),
+        (
+            vec!["--train".into(), d("open.csv", b"text,label\n\"never closed,1\n")],
+            "open.csv:2: unterminated quoted field".into(),
+        ),
+        (vec!["--train".into(), d("data.xml", b"<x/>")], "cannot tell the format".into()),
+        (vec!["--lr".into(), "0".into()], "learning rate must be finite and positive".into()),
+        (vec!["--batch-size".into(), "0".into()], "--batch-size must be at least 1".into()),
+        (vec!["--max-len".into(), "0".into()], "--max-len must be at least 1".into()),
+        (vec!["--hidden-size".into(), "0".into()], "hidden size must be at least 1".into()),
+        (vec!["--dropout".into(), "1.5".into()], "dropout must be in [0, 1)".into()),
+        (vec!["--clip-grad-norm=-1".into()], "--clip-grad-norm must be finite and positive".into()),
+        (vec!["--min-freq".into(), "0".into()], "--min-freq must be at least 1".into()),
+        (vec!["--threads".into(), "0".into()], "--threads must be at least 1".into()),
+        (vec!["--device".into(), "tpu".into()], "unknown device 'tpu'".into()),
+        (
+            vec!["--report".into(), "/nonexistent/r.json".into()],
+            "cannot write report /nonexistent/r.json".into(),
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut all = vec!["train", "-q", "--epochs", "1", "--out"];
+        let out_dir = dir.join("out");
+        all.push(out_dir.to_str().unwrap());
+        all.extend(args.iter().map(String::as_str));
+        assert_clean_failure(&run(lstm_tch(), &all), &needle, &args.join(" "));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_checkpoints_and_eval_data_fail_cleanly() {
+    let dir = tempdir("cli-bad-ckpt");
+    let good = checkpoint();
+    let copy = |name: &str| {
+        let to = dir.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["config.json", "model.safetensors"] {
+            std::fs::copy(good.join(f), to.join(f)).unwrap();
+        }
+        to
+    };
+    let edit_config = |ckpt: &Path, from: &str, to: &str| {
+        let path = ckpt.join("config.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} not in config.json");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+
+    let garbled = copy("garbled-config");
+    std::fs::write(garbled.join("config.json"), "{ not json").unwrap();
+    let truncated = copy("truncated-weights");
+    let weights = std::fs::read(truncated.join("model.safetensors")).unwrap();
+    std::fs::write(truncated.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
+    let version = copy("version");
+    edit_config(&version, "\"format_version\": 1", "\"format_version\": 2");
+    let mismatch = copy("mismatch");
+    edit_config(&mismatch, "\"hidden_size\": 16", "\"hidden_size\": 32");
+    let no_weights = copy("no-weights");
+    std::fs::remove_file(no_weights.join("model.safetensors")).unwrap();
+    let unknown_label = write(&dir, "eval.tsv", b"sentence\tlabel\ngreat\tpositive\nhm\tmixed\n");
+    let missing = dir.join("missing");
+
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["eval".into(), "--checkpoint".into(), s(&missing)],
+            format!("checkpoint {} not found", missing.display()),
+        ),
+        (vec!["predict".into(), "--checkpoint".into(), s(&missing), "hi".into()], "not found".into()),
+        (
+            vec!["eval".into(), "--checkpoint".into(), s(&garbled)],
+            "config.json is corrupted: not JSON".into(),
+        ),
+        (vec!["eval".into(), "--checkpoint".into(), s(&truncated)], "model.safetensors is corrupted".into()),
+        (
+            vec!["predict".into(), "--checkpoint".into(), s(&version), "hi".into()],
+            "checkpoint format version 2, this lstm-tch reads version 1".into(),
+        ),
+        (
+            vec!["eval".into(), "--checkpoint".into(), s(&mismatch)],
+            "model.safetensors does not match config.json".into(),
+        ),
+        (vec!["eval".into(), "--checkpoint".into(), s(&no_weights)], "model.safetensors missing".into()),
+        (
+            vec!["eval".into(), "--checkpoint".into(), s(good), unknown_label],
+            "eval.tsv:3: label 'mixed' in the evaluation data is not one of the trained classes".into(),
+        ),
+        (
+            vec!["eval".into(), "--checkpoint".into(), s(good), "/nonexistent.tsv".into()],
+            "cannot read /nonexistent.tsv".into(),
+        ),
+        (
+            vec![
+                "predict".into(),
+                "--checkpoint".into(),
+                s(good),
+                "--file".into(),
+                "/nonexistent.txt".into(),
+            ],
+            "cannot read /nonexistent.txt".into(),
+        ),
+        (
+            vec![
+                "predict".into(),
+                "--checkpoint".into(),
+                s(good),
+                "--file".into(),
+                write(&dir, "bin.txt", b"ok\n\xfe\n"),
+            ],
+            "bin.txt:2: invalid UTF-8".into(),
+        ),
+        (
+            vec![
+                "predict".into(),
+                "--checkpoint".into(),
+                s(good),
+                "--batch-size".into(),
+                "0".into(),
+                "x".into(),
+            ],
+            "--batch-size must be at least 1".into(),
+        ),
+    ];
+    for (args, needle) in cases {
+        let all: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_clean_failure(&run(lstm_tch(), &all), &needle, &args.join(" "));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["train", "eval", "predict"] {
+        let out = run(lstm_tch(), &[sub, "--help"]);
+        assert!(out.status.success());
+        assert!(text(&out).0.contains("Usage: lstm-tch"), "{sub}");
+    }
+}

@@ -1,0 +1,135 @@
+//! The text classifier against `scripts/text_reference.py`, a PyTorch program written as a
+//! PyTorch user would (nn.Embedding, nn.LSTM on pack_padded_sequence, nn.Linear, optim.Adam,
+//! nn.CrossEntropyLoss). On a slice of the sample data, from the same seed, with dropout 0, no
+//! clipping and `--adam pytorch`: every per-batch training loss is identical, and PyTorch
+//! loading the Rust checkpoint (safetensors) gives identical logits. Tolerance: none.
+
+mod common;
+
+use std::path::Path;
+
+use common::{lstm_tch, python, root, run, tempdir, text};
+use lstm_tch::{checkpoint, data::Encoded, training};
+use serde_json::Value;
+use tch::Device;
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn bits(values: &Value) -> Vec<u32> {
+    values.as_array().unwrap().iter().map(|v| (v.as_f64().unwrap() as f32).to_bits()).collect()
+}
+
+fn check(name: &str, model_flags: &[&str]) {
+    let dir = tempdir(&format!("text-parity-{name}"));
+    let slice = dir.join("train.tsv");
+    let sample = std::fs::read_to_string(root().join("data/sample/train.tsv")).unwrap();
+    std::fs::write(&slice, sample.lines().take(241).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let (ckpt, report, encoded, py_report) =
+        (dir.join("ckpt"), dir.join("rust.json"), dir.join("encoded.json"), dir.join("py.json"));
+    let sample_dir = root().join("data/sample");
+    let (dev, test) = (sample_dir.join("dev.tsv"), sample_dir.join("test.tsv"));
+    let mut args = vec![
+        "train",
+        "--train",
+        slice.to_str().unwrap(),
+        "--dev",
+        dev.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--embedding-dim",
+        "16",
+        "--hidden-size",
+        "24",
+        "--seed",
+        "3",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        ckpt.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--export-encoded",
+        encoded.to_str().unwrap(),
+    ];
+    args.extend_from_slice(model_flags);
+    let output = run(lstm_tch(), &args);
+    assert!(output.status.success(), "{}", text(&output).1);
+
+    // Training: per-batch losses.
+    let script = root().join("scripts/text_reference.py");
+    let output = run(
+        python(),
+        &[
+            script.to_str().unwrap(),
+            "train",
+            "--encoded",
+            encoded.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--report",
+            py_report.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output).1);
+    let rust = read_json(&report);
+    let pytorch = read_json(&py_report);
+    let rust_epochs = rust["epochs"].as_array().unwrap();
+    let py_epochs = pytorch["batch_losses"].as_array().unwrap();
+    assert_eq!(rust_epochs.len(), 2);
+    for (epoch, (r, p)) in rust_epochs.iter().zip(py_epochs).enumerate() {
+        let (r, p) = (bits(&r["batch_losses"]), bits(p));
+        assert_eq!(r.len(), 15, "240 texts in batches of 16");
+        assert_eq!(r, p, "{name}: epoch {} batch losses differ from PyTorch's", epoch + 1);
+    }
+
+    // Inference: PyTorch loads the Rust checkpoint; logits on the test split.
+    let output = run(
+        python(),
+        &[
+            script.to_str().unwrap(),
+            "logits",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--encoded",
+            encoded.to_str().unwrap(),
+            "--split",
+            "test",
+            "--batch-size",
+            "64",
+            "--threads",
+            "1",
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let py_logits = bits(&serde_json::from_str::<Value>(&stdout).unwrap()["logits"]);
+
+    let exported = read_json(&encoded);
+    let ids: Vec<Vec<i64>> = serde_json::from_value(exported["test"]["ids"].clone()).unwrap();
+    let data = Encoded::from_ids(&ids, vec![0; ids.len()]).unwrap();
+    tch::set_num_threads(1);
+    let loaded = checkpoint::load(&ckpt, Device::Cpu).unwrap();
+    let logits = training::logits(&loaded.model, &data, 64, Device::Cpu).unwrap();
+    let rust_logits: Vec<u32> =
+        Vec::<f32>::try_from(&logits.flatten(0, -1)).unwrap().iter().map(|v| v.to_bits()).collect();
+    assert_eq!(rust_logits.len(), 800);
+    assert_eq!(rust_logits, py_logits, "{name}: PyTorch's logits from the Rust checkpoint differ");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn unidirectional_training_and_checkpoint_match_pytorch() {
+    check("uni", &[]);
+}
+
+#[test]
+fn bidirectional_two_layer_training_and_checkpoint_match_pytorch() {
+    check("bi", &["--bidirectional", "--num-layers", "2"]);
+}

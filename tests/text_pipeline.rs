@@ -1,0 +1,222 @@
+//! The text pipeline without Python: each loader on its fixture, padding invariance of the
+//! classifier (uni- and bidirectional), and checkpoint save → load round trips.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use lstm_tch::{
+    checkpoint::{self, CheckpointConfig},
+    data::{dataset, Columns, Encoded, Format, LabelSet, TokenizerConfig, Vocab},
+    text_model::{TextClassifier, TextModelConfig},
+    training,
+};
+use tch::{nn, Device, Tensor};
+
+fn fixture(name: &str) -> PathBuf {
+    common::root().join("tests/fixtures").join(name)
+}
+
+fn texts_and_labels(path: &Path, format: Option<Format>, columns: &Columns) -> Vec<(String, String)> {
+    dataset::load(path, format, columns).unwrap().into_iter().map(|e| (e.text, e.label)).collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(t, l)| (t.to_string(), l.to_string())).collect()
+}
+
+#[test]
+fn loads_sst2_tsv_as_is() {
+    // Blank lines are skipped; quotes are text (GLUE's TSVs are unquoted).
+    let got = texts_and_labels(&fixture("sst2.tsv"), None, &Columns::default());
+    assert_eq!(got, pairs(&[("A fine film.", "1"), ("\"Quoted\" text stays as is", "0"), ("Last one", "1")]));
+}
+
+#[test]
+fn loads_quoted_csv_with_chosen_columns() {
+    let columns = Columns { text: Some("review".into()), label: Some("sentiment".into()) };
+    let got = texts_and_labels(&fixture("reviews.csv"), None, &columns);
+    assert_eq!(
+        got,
+        pairs(&[("Good, really good", "pos"), ("He said \"meh\"\nand left", "neg"), ("plain text", "pos")])
+    );
+    // The defaults find `review` and `sentiment` too.
+    assert_eq!(texts_and_labels(&fixture("reviews.csv"), Some(Format::Csv), &Columns::default()), got);
+}
+
+#[test]
+fn loads_json_lines_with_integer_or_string_labels() {
+    let got = texts_and_labels(&fixture("reviews.jsonl"), None, &Columns::default());
+    assert_eq!(got, pairs(&[("great", "1"), ("awful", "0"), ("fine", "1")]));
+    let labels = LabelSet::from_examples(
+        &dataset::load(&fixture("reviews.jsonl"), None, &Columns::default()).unwrap(),
+    );
+    assert_eq!(labels.unwrap().names(), ["0", "1"]);
+}
+
+#[test]
+fn loads_an_imdb_folder() {
+    let got = texts_and_labels(&fixture("imdb"), None, &Columns::default());
+    assert_eq!(
+        got,
+        pairs(&[("Dull.  Skip.", "neg"), ("Loved it. Would watch again.", "pos"), ("A classic.", "pos")])
+    );
+}
+
+#[test]
+fn integer_labels_sort_numerically() {
+    let examples: Vec<_> = ["10", "2", "1"]
+        .iter()
+        .map(|l| dataset::Example {
+            text: "x".into(),
+            label: l.to_string(),
+            origin: dataset::Origin::Line("f".into(), 1),
+        })
+        .collect();
+    assert_eq!(LabelSet::from_examples(&examples).unwrap().names(), ["1", "2", "10"]);
+}
+
+#[test]
+fn seeded_split_is_a_deterministic_partition() {
+    let examples =
+        dataset::load(&common::root().join("data/sample/dev.tsv"), None, &Columns::default()).unwrap();
+    let [a1, b1, c1] = dataset::split(examples.clone(), 0.1, 0.2, 5).unwrap();
+    let [a2, _, _] = dataset::split(examples.clone(), 0.1, 0.2, 5).unwrap();
+    assert_eq!((a1.len(), b1.len(), c1.len()), (280, 40, 80));
+    assert_eq!(a1, a2);
+    let mut all: Vec<String> = a1.iter().chain(&b1).chain(&c1).map(|e| e.text.clone()).collect();
+    let mut original: Vec<String> = examples.iter().map(|e| e.text.clone()).collect();
+    all.sort();
+    original.sort();
+    assert_eq!(all, original);
+}
+
+fn model(bidirectional: bool, num_layers: i64) -> (nn::VarStore, TextClassifier) {
+    let config = TextModelConfig {
+        vocab_size: 50,
+        embedding_dim: 8,
+        hidden_size: 12,
+        num_layers,
+        num_classes: 3,
+        bidirectional,
+        dropout: 0.0,
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = TextClassifier::new(&vs.root(), config).unwrap();
+    (vs, model)
+}
+
+fn sentences() -> Vec<Vec<i64>> {
+    vec![vec![5, 9, 2], vec![7, 3, 3, 8, 11, 4, 20, 6], vec![14], vec![30, 31, 32, 33, 34, 35]]
+}
+
+/// Largest |a - b| of two tensors.
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn logits_do_not_depend_on_the_batch() {
+    // A sentence alone vs. batched with longer (and shorter) ones, uni- and bidirectional.
+    // Tolerance 1e-6: different batch sizes give GEMMs of different shapes, which round
+    // differently (measured: ≤ 3e-8, about an ulp of these logits); padding that reached the
+    // LSTM would move them by orders of magnitude more, as the control below shows.
+    const TOLERANCE: f64 = 1e-6;
+    for (bidirectional, layers) in [(false, 1), (true, 1), (false, 2), (true, 3)] {
+        let (_vs, model) = model(bidirectional, layers);
+        let all = sentences();
+        let data = Encoded::from_ids(&all, vec![0; all.len()]).unwrap();
+        let batched = training::logits(&model, &data, all.len(), Device::Cpu).unwrap();
+        for (i, sentence) in all.iter().enumerate() {
+            let alone = Encoded::from_ids(std::slice::from_ref(sentence), vec![0]).unwrap();
+            let alone = training::logits(&model, &alone, 1, Device::Cpu).unwrap();
+            let row = batched.get(i as i64).unsqueeze(0);
+            let diff = max_diff(&alone, &row);
+            assert!(
+                diff <= TOLERANCE,
+                "bidirectional={bidirectional} layers={layers} sentence {i}: |Δ| {diff:e}"
+            );
+        }
+
+        // Control: the same padded batch with the padding counted as tokens.
+        let batch = data.batch(&[0, 1, 2, 3]).unwrap();
+        let padded_lengths = Tensor::from_slice(&[8i64; 4]);
+        let leaked = model.forward(&batch.tokens, &padded_lengths, false).unwrap();
+        let diff = max_diff(&leaked.get(2), &batched.get(2));
+        assert!(
+            diff > 100.0 * TOLERANCE,
+            "padding barely moved the logits ({diff:e}): the check above is vacuous"
+        );
+    }
+}
+
+#[test]
+fn save_then_load_gives_identical_logits() {
+    let dir = common::tempdir("roundtrip");
+    for (bidirectional, layers) in [(false, 1), (true, 2)] {
+        let (vs, model) = model(bidirectional, layers);
+        let vocab_tokens: Vec<String> = ["<pad>", "<unk>"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((2..50).map(|i| format!("w{i}")))
+            .collect();
+        let vocab = Vocab::from_tokens(vocab_tokens).unwrap();
+        let labels = LabelSet::from_names(vec!["a".into(), "b".into(), "c".into()]).unwrap();
+        let config = CheckpointConfig::new(*model.config(), TokenizerConfig::default(), 100, &vocab, &labels);
+        let path = dir.join(format!("ckpt-{bidirectional}-{layers}"));
+        checkpoint::save(&path, &config, &vs).unwrap();
+        // Saving again replaces the checkpoint in place.
+        checkpoint::save(&path, &config, &vs).unwrap();
+
+        let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
+        assert_eq!(loaded.config, config);
+        assert_eq!(loaded.vocab, vocab);
+        let data = Encoded::from_ids(&sentences(), vec![0; 4]).unwrap();
+        let before = training::logits(&model, &data, 4, Device::Cpu).unwrap();
+        let after = training::logits(&loaded.model, &data, 4, Device::Cpu).unwrap();
+        assert!(before.equal(&after), "{before} vs {after}");
+        let names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "scratch directories left behind: {names:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn refuses_to_replace_a_directory_that_is_not_a_checkpoint() {
+    let dir = common::tempdir("not-a-checkpoint");
+    std::fs::write(dir.join("precious.txt"), "keep me").unwrap();
+    let (vs, model) = model(false, 1);
+    let vocab = Vocab::from_tokens(
+        (0..50).map(|i| ["<pad>", "<unk>"].get(i).map_or(format!("w{i}"), |s| s.to_string())).collect(),
+    )
+    .unwrap();
+    let labels = LabelSet::from_names(vec!["a".into(), "b".into(), "c".into()]).unwrap();
+    let config = CheckpointConfig::new(*model.config(), TokenizerConfig::default(), 100, &vocab, &labels);
+    let err = checkpoint::save(&dir, &config, &vs).unwrap_err().to_string();
+    assert!(err.contains("is not a checkpoint"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.join("precious.txt")).unwrap(), "keep me");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn dropout_only_acts_in_training() {
+    let config = TextModelConfig {
+        vocab_size: 50,
+        embedding_dim: 8,
+        hidden_size: 12,
+        num_layers: 2,
+        num_classes: 3,
+        bidirectional: false,
+        dropout: 0.5,
+    };
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = TextClassifier::new(&vs.root(), config).unwrap();
+    let tokens = Tensor::from_slice(&[5i64, 9, 2, 7]).view([1, 4]);
+    let lengths = Tensor::from_slice(&[4i64]);
+    let eval_a = model.forward(&tokens, &lengths, false).unwrap();
+    let eval_b = model.forward(&tokens, &lengths, false).unwrap();
+    assert!(eval_a.equal(&eval_b));
+    let differs = (0..10).any(|_| !model.forward(&tokens, &lengths, true).unwrap().equal(&eval_a));
+    assert!(differs, "dropout 0.5 between layers never changed a training-mode output");
+}
