@@ -13,6 +13,7 @@ hyperparameters), so tokenization is not part of what is compared.
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -37,6 +38,29 @@ class TextLSTM(nn.Module):
         _, (h_n, _) = self.lstm(packed)
         h = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.lstm.bidirectional else h_n[-1]
         return self.fc(h)
+
+
+# The Rust tokenizer (src/data/tokenizer.rs) in a regular expression: alphanumeric words with
+# inner apostrophes, or any other single non-space character.
+TOKEN = re.compile(r"[^\W_]+(?:['\u2019\u02bc][^\W_]+)*|[^\s]")
+
+
+def tokenize(text, lowercase=True):
+    tokens = [t.replace("\u2019", "'").replace("\u02bc", "'") for t in TOKEN.findall(text)]
+    return [t.lower() for t in tokens] if lowercase else tokens
+
+
+def encode(tokens, ids, max_len):
+    """Token ids (unknown: 1), at most max_len of them; an empty text is [<unk>]."""
+    return [ids.get(t, 1) for t in tokens][:max_len] or [1]
+
+
+def load_checkpoint(directory):
+    """(model in eval mode, config) from a Rust checkpoint directory."""
+    config = json.loads((Path(directory) / "config.json").read_text())
+    model = TextLSTM(**config["model"])
+    model.load_state_dict(load_file(str(Path(directory) / "model.safetensors")), strict=True)
+    return model.eval(), config
 
 
 def make_batch(ids, labels, indices):
@@ -88,10 +112,7 @@ def logits(args):
     data = json.loads(Path(args.encoded).read_text())
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = json.loads((Path(args.checkpoint) / "config.json").read_text())
-    model = TextLSTM(**config["model"])
-    model.load_state_dict(load_file(str(Path(args.checkpoint) / "model.safetensors")), strict=True)
-    model.eval()
+    model, _ = load_checkpoint(args.checkpoint)
     ids = data[args.split]["ids"]
     out = []
     with torch.no_grad():

@@ -16,7 +16,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::{
     checkpoint::{self, CheckpointConfig},
-    data::{dataset, Columns, Encoded, Example, Format, LabelSet, Tokenizer, TokenizerConfig, Vocab},
+    data::{
+        dataset, Columns, Encoded, Example, Format, LabelSet, TokenCounts, Tokenizer, TokenizerConfig, Vocab,
+    },
     device::{set_threads, DeviceSpec},
     metrics::Metrics,
     optim::{AdamConfig, AdamImpl},
@@ -165,6 +167,16 @@ struct Splits {
 }
 
 impl TrainArgs {
+    /// `lstm-tch train`'s defaults.
+    pub fn defaults() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: TrainArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["train"]).args
+    }
+
     /// The model these flags describe, for a vocabulary and a label set of these sizes.
     pub fn model_config(&self, vocab_size: usize, num_classes: usize) -> TextModelConfig {
         TextModelConfig {
@@ -265,9 +277,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let splits = args.splits()?;
     let labels = LabelSet::from_examples(&splits.train)?;
     let tokenizer = Tokenizer::new(TokenizerConfig { lowercase: !args.no_lowercase });
-    let train_tokens: Vec<Vec<String>> = splits.train.iter().map(|e| tokenizer.tokenize(&e.text)).collect();
-    let vocab = Vocab::build(train_tokens.iter().map(Vec::as_slice), args.min_freq, args.max_vocab)?;
-    drop(train_tokens);
+    let mut counts = TokenCounts::default();
+    for example in &splits.train {
+        counts.add(&tokenizer.tokenize(&example.text));
+    }
+    let vocab = Vocab::from_counts(counts, args.min_freq, args.max_vocab)?;
     let encode = |examples: &[Example], what: &str| -> Result<Encoded> {
         let classes = labels.indices(examples, what)?;
         Encoded::new(examples.iter().map(|e| e.text.as_str()), classes, &tokenizer, &vocab, args.max_len)
@@ -517,7 +531,7 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
 }
 
 /// Class probabilities of `texts`, flattened [texts × classes].
-fn classify(ckpt: &checkpoint::Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
+pub fn classify(ckpt: &checkpoint::Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
     let data = Encoded::new(
         texts.iter().map(String::as_str),
         vec![0; texts.len()],

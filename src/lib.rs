@@ -13,9 +13,11 @@
 //! - [`data`]: the text pipeline: tokenizer, vocabulary, loaders, batches;
 //! - [`text_model`]: the sentiment classifier (embedding → LSTM → linear, packed sequences);
 //! - [`training`], [`metrics`], [`checkpoint`], [`progress`]: training, evaluation, saving;
-//! - [`cli`]: the `lstm-tch` command line (`train`, `eval`, `predict`).
+//! - [`cli`]: the `lstm-tch` command line (`train`, `eval`, `predict`);
+//! - [`bench`]: the benchmark workloads (`lstm-tch bench`, driven by `scripts/bench.py`).
 
 pub mod article;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

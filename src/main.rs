@@ -27,6 +27,8 @@ enum Command {
     Eval(cli::EvalArgs),
     /// Classify sentences from arguments, a file or standard input.
     Predict(cli::PredictArgs),
+    /// Time one benchmark workload in process and print JSON (driven by scripts/bench.py).
+    Bench(lstm_tch::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +37,9 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train(args),
         Command::Eval(args) => cli::eval(args),
         Command::Predict(args) => cli::predict(args),
+        Command::Bench(args) => {
+            println!("{}", serde_json::to_string(&lstm_tch::bench::run(args)?)?);
+            Ok(())
+        }
     })
 }

@@ -152,8 +152,8 @@ impl LstmClassifier {
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.check_input(xs, 3)?;
         let batch = xs.size()[0];
-        let (h0, c0) = self.zero_state(batch, xs)?;
-        let (out, _) = self.lstm.seq_init(xs, &nn::LSTMState((h0, c0)));
+        let zeros = self.zero_state(batch, xs)?;
+        let (out, _) = self.lstm.seq_init(xs, &nn::LSTMState((zeros.shallow_clone(), zeros)));
         Ok(out.f_select(1, -1)?.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
     }
 
@@ -183,12 +183,12 @@ impl LstmClassifier {
         let sorted_indices = sorted_indices.f_to_device(xs.device())?;
         let sorted = xs.f_index_select(0, &sorted_indices)?;
         let (data, batch_sizes) = Tensor::f_internal_pack_padded_sequence(&sorted, &sorted_lengths, true)?;
-        let (h0, c0) = self.zero_state(batch, xs)?;
+        let zeros = self.zero_state(batch, xs)?;
         let c = &self.config;
         let (_, h_n, _) = Tensor::f_lstm_data(
             &data,
             &batch_sizes,
-            &[&h0, &c0],
+            &[&zeros, &zeros],
             &self.flat_weights.iter().collect::<Vec<_>>(),
             true,
             c.num_layers,
@@ -227,12 +227,12 @@ impl LstmClassifier {
         Ok(())
     }
 
-    /// Zero h0 and c0 [num_layers * num_directions, batch, hidden], on `like`'s device and kind.
-    fn zero_state(&self, batch: i64, like: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// The zero initial state [num_layers * num_directions, batch, hidden] on `like`'s device
+    /// and kind, used for both h0 and c0 (libtorch only reads them).
+    fn zero_state(&self, batch: i64, like: &Tensor) -> Result<Tensor> {
         let c = &self.config;
         let shape = [c.num_layers * c.num_directions(), batch, c.hidden_size];
-        let options = (like.kind(), like.device());
-        Ok((Tensor::f_zeros(shape, options)?, Tensor::f_zeros(shape, options)?))
+        Ok(Tensor::f_zeros(shape, (like.kind(), like.device()))?)
     }
 }
 

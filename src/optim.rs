@@ -135,7 +135,8 @@ impl Adam {
         Ok(Self { inner, params })
     }
 
-    /// Zeroes every parameter's gradient (`optimizer.zero_grad()`).
+    /// Zeroes every parameter's gradient (`optimizer.zero_grad()`), for use with
+    /// `loss.backward()` and [`Adam::step`].
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             p.zero_grad();
@@ -144,49 +145,83 @@ impl Adam {
 
     /// `optimizer.zero_grad(); loss.backward(); optimizer.step()`.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        self.zero_grad();
-        loss.f_backward()?;
-        self.step()
+        self.backward_step_clip(loss, None).map(|_| ())
     }
 
-    /// Scales all gradients so that their joint L2 norm is at most `max_norm`, as
-    /// `torch.nn.utils.clip_grad_norm_` does; returns the norm before clipping.
+    /// `optimizer.zero_grad(); loss.backward()`, then, with `max_norm`, gradient clipping as
+    /// `torch.nn.utils.clip_grad_norm_` does it, then `optimizer.step()`. Returns the gradients'
+    /// joint L2 norm before clipping when clipping.
+    ///
+    /// With [`AdamImpl::Pytorch`] the gradients come straight from the autograd engine
+    /// (`torch.autograd.grad`) instead of being accumulated into zeroed `.grad` tensors: the
+    /// values PyTorch's `backward()` stores into `.grad = None`, without the zeroing and the
+    /// accumulation (the `.grad` fields are left untouched).
+    pub fn backward_step_clip(&mut self, loss: &Tensor, max_norm: Option<f64>) -> Result<Option<f64>> {
+        match &mut self.inner {
+            Inner::Pytorch(state) => {
+                let mut grads = Tensor::f_run_backward(&[loss], &self.params, false, false)?;
+                let norm = max_norm.map(|max| clip_grad_norm(&mut grads, max)).transpose()?;
+                tch::no_grad(|| state.step(&mut self.params, &grads))?;
+                Ok(norm)
+            }
+            Inner::Libtorch(_) => {
+                self.zero_grad();
+                loss.f_backward()?;
+                let norm = max_norm.map(|max| self.clip_grad_norm(max)).transpose()?;
+                self.step()?;
+                Ok(norm)
+            }
+        }
+    }
+
+    /// Scales the `.grad` of every parameter so that their joint L2 norm is at most `max_norm`,
+    /// as `torch.nn.utils.clip_grad_norm_` does; returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64> {
-        tch::no_grad(|| {
-            let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).filter(Tensor::defined).collect();
-            if grads.is_empty() {
-                return Ok(0.0);
-            }
-            let norms = grads.iter().map(|g| g.f_norm()).collect::<Result<Vec<_>, _>>()?;
-            let total = Tensor::f_stack(&norms, 0)?.f_norm()?;
-            let coef = (max_norm / (total.double_value(&[]) + 1e-6)).min(1.0);
-            for mut g in grads {
-                let _ = g.f_mul_scalar_(coef)?;
-            }
-            Ok(total.double_value(&[]))
-        })
+        let mut grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).collect();
+        clip_grad_norm(&mut grads, max_norm)
     }
 
-    /// One Adam update of every parameter from its current gradient.
+    /// One Adam update of every parameter from its `.grad`.
     pub fn step(&mut self) -> Result<()> {
         match &mut self.inner {
             Inner::Libtorch(opt) => {
                 opt.step();
                 Ok(())
             }
-            Inner::Pytorch(state) => tch::no_grad(|| state.step(&mut self.params)),
+            Inner::Pytorch(state) => {
+                let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).collect();
+                tch::no_grad(|| state.step(&mut self.params, &grads))
+            }
         }
     }
+}
+
+/// Scales `grads` (undefined ones skipped) so that their joint L2 norm is at most `max_norm`:
+/// `clip_coef = max_norm / (total_norm + 1e-6)`, clamped to 1, multiplied in.
+fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
+    tch::no_grad(|| {
+        let defined: Vec<&mut Tensor> = grads.iter_mut().filter(|g| g.defined()).collect();
+        if defined.is_empty() {
+            return Ok(0.0);
+        }
+        let norms = defined.iter().map(|g| g.f_norm()).collect::<Result<Vec<_>, _>>()?;
+        let total = Tensor::f_stack(&norms, 0)?.f_norm()?.f_double_value(&[])?;
+        let coef = (max_norm / (total + 1e-6)).min(1.0);
+        for g in defined {
+            let _ = g.f_mul_scalar_(coef)?;
+        }
+        Ok(total)
+    })
 }
 
 impl PytorchAdam {
     /// `torch.optim.adam._single_tensor_adam` with `weight_decay=0, amsgrad=False,
     /// maximize=False`, the CPU default.
-    fn step(&mut self, params: &mut [Tensor]) -> Result<()> {
+    /// `grads[i]` is the gradient of `params[i]`; an undefined one skips that parameter.
+    fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) -> Result<()> {
         let AdamConfig { lr, beta1, beta2, eps } = self.config;
         let state = self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq).zip(&mut self.steps);
-        for (param, ((m, v), step)) in params.iter_mut().zip(state) {
-            let grad = param.grad();
+        for ((param, grad), ((m, v), step)) in params.iter_mut().zip(grads).zip(state) {
             if !grad.defined() {
                 continue;
             }
@@ -196,9 +231,11 @@ impl PytorchAdam {
             let bias_correction2 = 1.0 - beta2.powf(t);
             let step_size = lr / bias_correction1;
             let bias_correction2_sqrt = bias_correction2.powf(0.5);
-            let _ = m.f_lerp_(&grad, 1.0 - beta1)?;
-            let _ = v.f_mul_scalar_(beta2)?.f_addcmul_(&grad.f_mul_scalar(1.0 - beta2)?, &grad)?;
-            let denom = v.f_sqrt()?.f_div_scalar(bias_correction2_sqrt)?.f_add_scalar_(eps)?;
+            let _ = m.f_lerp_(grad, 1.0 - beta1)?;
+            let _ = v.f_mul_scalar_(beta2)?.f_addcmul_(&grad.f_mul_scalar(1.0 - beta2)?, grad)?;
+            // (v.sqrt() / bc2_sqrt).add_(eps), dividing in place: the same kernel, one buffer.
+            let mut denom = v.f_sqrt()?;
+            let _ = denom.f_div_scalar_(bias_correction2_sqrt)?.f_add_scalar_(eps)?;
             let _ = param.f_addcdiv_(&m.f_mul_scalar(-step_size)?, &denom)?;
         }
         Ok(())

@@ -88,12 +88,7 @@ pub fn fit(
             let batch = train.batch(indices)?.to_device(options.device)?;
             let logits = model.forward(&batch.tokens, &batch.lengths, true)?;
             let loss = cross_entropy(&logits, &batch.labels)?;
-            optimizer.zero_grad();
-            loss.f_backward()?;
-            if let Some(max_norm) = options.clip_grad_norm {
-                optimizer.clip_grad_norm(max_norm)?;
-            }
-            optimizer.step()?;
+            optimizer.backward_step_clip(&loss, options.clip_grad_norm)?;
             let loss = loss.f_double_value(&[])?;
             ensure!(
                 loss.is_finite(),

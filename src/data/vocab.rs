@@ -17,6 +17,24 @@ pub const PAD_ID: i64 = 0;
 /// Id of [`UNK`].
 pub const UNK_ID: i64 = 1;
 
+/// Token frequencies, counted one text at a time (no token list is kept).
+#[derive(Debug, Clone, Default)]
+pub struct TokenCounts(HashMap<String, usize>);
+
+impl TokenCounts {
+    /// Counts the tokens of one text.
+    pub fn add<S: AsRef<str>>(&mut self, tokens: &[S]) {
+        for token in tokens {
+            match self.0.get_mut(token.as_ref()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.0.insert(token.as_ref().to_owned(), 1);
+                }
+            }
+        }
+    }
+}
+
 /// A token ↔ id mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vocab {
@@ -32,20 +50,23 @@ impl Vocab {
         I: IntoIterator<Item = &'a [S]>,
         S: AsRef<str> + 'a,
     {
+        let mut counts = TokenCounts::default();
+        for sentence in sentences {
+            counts.add(sentence);
+        }
+        Self::from_counts(counts, min_freq, max_size)
+    }
+
+    /// The vocabulary of counted tokens (see [`Vocab::build`]).
+    pub fn from_counts(counts: TokenCounts, min_freq: usize, max_size: Option<usize>) -> Result<Self> {
         ensure!(min_freq >= 1, "--min-freq must be at least 1");
         ensure!(max_size.is_none_or(|m| m >= 2), "--max-vocab must be at least 2 (<pad> and <unk>)");
-        let mut counts: HashMap<&str, usize> = HashMap::new();
-        for sentence in sentences {
-            for token in sentence {
-                *counts.entry(token.as_ref()).or_default() += 1;
-            }
-        }
-        let mut ranked: Vec<(&str, usize)> =
-            counts.into_iter().filter(|&(t, n)| n >= min_freq && t != PAD && t != UNK).collect();
-        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let mut ranked: Vec<(String, usize)> =
+            counts.0.into_iter().filter(|(t, n)| *n >= min_freq && t != PAD && t != UNK).collect();
+        ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let room = max_size.map_or(usize::MAX, |m| m - 2);
-        let tokens = [PAD, UNK].into_iter().chain(ranked.into_iter().take(room).map(|(t, _)| t));
-        Self::from_tokens(tokens.map(str::to_owned).collect())
+        let specials = [PAD, UNK].into_iter().map(str::to_owned);
+        Self::from_tokens(specials.chain(ranked.into_iter().take(room).map(|(t, _)| t)).collect())
     }
 
     /// The vocabulary whose token `i` has id `i`, as saved in a checkpoint. The first two must be

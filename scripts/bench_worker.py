@@ -1,0 +1,131 @@
+"""PyTorch's side of the benchmark: times one workload in this process and prints JSON.
+
+The twin of `lstm-tch bench WORKLOAD` (src/bench.rs), with the same flags and output; driven by
+scripts/bench.py. The models and loops are the article's (reference.py) and the text program's
+(text_reference.py); the text workload includes loading, tokenizing and batching, as in Rust.
+
+    python scripts/bench_worker.py article --threads 1 --warmup 20 --reps 100
+"""
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.optim as optim
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference  # noqa: E402
+import text_reference as tr  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+# `lstm-tch train`'s defaults (src/cli.rs).
+TEXT_DEFAULTS = dict(embedding_dim=64, hidden_size=128, num_layers=1, bidirectional=False, dropout=0.0)
+BATCH_SIZE, LR, MAX_LEN = 32, 0.005, 256
+
+
+def time_reps(warmup, reps, body):
+    for _ in range(warmup):
+        body()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        body()
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def training_steps(args, input_size, hidden_size, num_layers, batch, seq_len):
+    torch.manual_seed(0)
+    inputs = torch.randn(batch, seq_len, input_size)
+    labels = torch.tensor([i % 2 for i in range(batch)])
+    model = reference.LSTMModel(input_size, hidden_size, num_layers, 2)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.Adam(model.parameters(), lr=0.001)
+
+    def step():
+        outputs = model(inputs)
+        loss = criterion(outputs, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    times = time_reps(args.warmup, args.reps, step)
+    h = hidden_size
+    forward = sum(2 * batch * 4 * h * ((input_size if layer == 0 else h) + h) * seq_len for layer in range(num_layers))
+    return times, batch, 3.0 * forward
+
+
+def text_epoch():
+    """One epoch of `lstm-tch train` with its defaults, loading included; returns the texts."""
+    with open(ROOT / "data" / "sample" / "train.tsv", encoding="utf-8", newline="") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
+    labels = sorted({r["label"] for r in rows})
+    tokenized = [tr.tokenize(r["sentence"]) for r in rows]
+    counts = Counter(t for tokens in tokenized for t in tokens)
+    vocab = ["<pad>", "<unk>"] + sorted(counts, key=lambda t: (-counts[t], t))
+    ids = {t: i for i, t in enumerate(vocab)}
+    encoded = [tr.encode(tokens, ids, MAX_LEN) for tokens in tokenized]
+    targets = [labels.index(r["label"]) for r in rows]
+    torch.manual_seed(0)
+    model = tr.TextLSTM(len(vocab), num_classes=len(labels), **TEXT_DEFAULTS)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = optim.Adam(model.parameters(), lr=LR)
+    model.train()
+    order = torch.randperm(len(encoded)).tolist()
+    for start in range(0, len(encoded), BATCH_SIZE):
+        tokens, lengths, y = tr.make_batch(encoded, targets, order[start : start + BATCH_SIZE])
+        loss = criterion(model(tokens, lengths), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item()
+    return len(encoded)
+
+
+def predictions(args):
+    model, config = tr.load_checkpoint(args.checkpoint)
+    ids = {t: i for i, t in enumerate(config["vocab"])}
+    lowercase = config["tokenizer"]["lowercase"]
+
+    def predict():
+        tokens = tr.encode(tr.tokenize(args.sentence, lowercase), ids, config["max_len"])
+        with torch.no_grad():
+            logits = model(torch.tensor([tokens]), torch.tensor([len(tokens)]))
+            torch.softmax(logits, dim=1).tolist()
+
+    return time_reps(args.warmup, args.reps, predict), 1, None
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("workload", choices=["article", "medium", "text", "predict"])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--reps", type=int, default=100)
+    p.add_argument("--checkpoint", default=str(ROOT / "runs" / "sentiment"))
+    p.add_argument("--sentence", default="The acting was great, but the plot was far too long.")
+    p.add_argument("--shrink", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.workload == "article":
+        times, items, flops = training_steps(args, 1, 64, 1, 2, 5)
+    elif args.workload == "medium":
+        s = args.shrink
+        times, items, flops = training_steps(args, 32 // s, 256 // s, 2, 64 // s, 50 // s)
+    elif args.workload == "text":
+        n = []
+        times = time_reps(min(args.warmup, 1), args.reps, lambda: n.append(text_epoch()))
+        items, flops = n[-1], None
+    else:
+        times, items, flops = predictions(args)
+    print(json.dumps(dict(workload=args.workload, threads=args.threads, times_ms=times, items=items, flops=flops)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+//! The benchmark is not part of the test suite, but it must not rot: every workload, on both
+//! sides, once, at tiny sizes (`scripts/bench.py --quick`), through the debug binaries.
+
+mod common;
+
+use common::{example, lstm_tch, python, root, run, tempdir, text};
+
+#[test]
+fn every_workload_runs_on_both_sides() {
+    let dir = tempdir("bench-smoke");
+    let json = dir.join("bench.json");
+    let script = root().join("scripts/bench.py");
+    let (rust, article) = (lstm_tch(), example("article"));
+    let output = run(
+        python(),
+        &[
+            script.to_str().unwrap(),
+            "--quick",
+            "--threads",
+            "1",
+            "--rust-bin",
+            rust.to_str().unwrap(),
+            "--article-bin",
+            article.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    for workload in [
+        "article step, pytorch Adam",
+        "article step, libtorch Adam",
+        "medium step",
+        "text training, 1 epoch",
+        "predict, in process p50",
+        "predict, whole process",
+        "peak memory, predict",
+        "peak memory, article run",
+    ] {
+        let row = results
+            .iter()
+            .find(|r| r["workload"] == workload)
+            .unwrap_or_else(|| panic!("{workload} missing"));
+        for side in ["rust", "pytorch", "ratio"] {
+            let v = row[side].as_f64().unwrap();
+            assert!(v.is_finite() && v > 0.0, "{workload}: {side} = {v}");
+        }
+        assert!(stdout.contains(workload), "{workload} not in the table:\n{stdout}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
