@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lstm-tch's main job, from a fresh clone: set up .venv (once), build, run the article's script in
-# Rust, then cross-check it against the Python script, field by field, bit for bit.
+# Rust, cross-check it against the Python script, field by field, bit for bit, then train,
+# evaluate and use the text sentiment classifier on the sample data.
 #
 # Usage: scripts/main.sh [compare.py options, e.g. --adam both --plot losses.png]
 set -euo pipefail
@@ -9,7 +10,7 @@ scripts/setup.sh
 source scripts/env.sh
 
 echo "== build (the first one compiles tch's C++ wrapper: a few minutes)" >&2
-cargo build --quiet --examples
+cargo build --quiet --bins --examples
 
 echo "== the article, in Rust: target/debug/examples/article"
 target/debug/examples/article
@@ -17,3 +18,10 @@ target/debug/examples/article
 echo
 echo "== cross-check against the article's Python script: scripts/compare.py${*:+ $*}"
 python scripts/compare.py "$@"
+
+echo
+echo "== text sentiment classification on the sample data: lstm-tch train, eval, predict"
+target/debug/lstm-tch train
+target/debug/lstm-tch eval
+target/debug/lstm-tch predict "Not bad at all." "The acting was great, but it was far too long." \
+  "It was slow at first, but the ending was wonderful!"
