@@ -510,15 +510,8 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     // Interactive input is answered line by line; files and pipes are classified in batches.
     let chunk = if args.file.is_none() && std::io::stdin().is_terminal() { 1 } else { args.batch_size };
     let mut pending = Vec::with_capacity(chunk);
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let mut bytes = line.with_context(|| format!("cannot read {name}"))?;
-        if bytes.last() == Some(&b'\r') {
-            bytes.pop();
-        }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            anyhow::anyhow!("{name}:{}: invalid UTF-8 at byte {}", i + 1, e.utf8_error().valid_up_to())
-        })?;
-        pending.push(text);
+    for line in dataset::lines(name, reader) {
+        pending.push(line?.1);
         if pending.len() == chunk {
             emit(&pending)?;
             pending.clear();

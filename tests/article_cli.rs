@@ -15,8 +15,7 @@ fn prints_the_articles_prediction() {
 
 #[test]
 fn zero_epochs_is_valid_and_leaves_the_parameters_untouched() {
-    let dir = std::env::temp_dir().join(format!("lstm-tch-epochs0-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tempdir("epochs0");
     let report = dir.join("report.json");
     let output =
         run(example("article"), &["--epochs", "0", "--threads", "1", "--report", report.to_str().unwrap()]);

@@ -141,30 +141,27 @@ fn open(path: &Path) -> Result<BufReader<File>> {
     Ok(BufReader::new(file))
 }
 
-/// Reads lines as UTF-8, naming the file and line of invalid bytes. Yields (line number, text).
-fn lines<'a>(
-    path: &'a Path,
+/// Reads `reader`'s lines as UTF-8 (a trailing `\r` dropped), naming `source` and the line of
+/// invalid bytes or a read error. Yields (1-based line number, text).
+pub fn lines<'a>(
+    source: impl fmt::Display + 'a,
     reader: impl BufRead + 'a,
 ) -> impl Iterator<Item = Result<(usize, String)>> + 'a {
     reader.split(b'\n').enumerate().map(move |(i, bytes)| {
         let line = i + 1;
-        let mut bytes = bytes.with_context(|| format!("cannot read {}:{line}", path.display()))?;
+        let mut bytes = bytes.with_context(|| format!("cannot read {source}:{line}"))?;
         if bytes.last() == Some(&b'\r') {
             bytes.pop();
         }
         let text = String::from_utf8(bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{line}: invalid UTF-8 at byte {}",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            )
+            anyhow::anyhow!("{source}:{line}: invalid UTF-8 at byte {}", e.utf8_error().valid_up_to())
         })?;
         Ok((line, text))
     })
 }
 
 fn load_delimited(path: &Path, format: Format, columns: &Columns) -> Result<Vec<Example>> {
-    let mut records = Records { lines: lines(path, open(path)?), csv: format == Format::Csv, path };
+    let mut records = Records { lines: lines(path.display(), open(path)?), csv: format == Format::Csv, path };
     let Some((_, header)) = records.next_record()? else {
         bail!("{}: empty file (expected a header row)", path.display());
     };
@@ -240,7 +237,7 @@ impl<I: Iterator<Item = Result<(usize, String)>>> Records<'_, I> {
 
 fn load_jsonl(path: &Path, columns: &Columns) -> Result<Vec<Example>> {
     let mut examples = Vec::new();
-    for item in lines(path, open(path)?) {
+    for item in lines(path.display(), open(path)?) {
         let (line, text) = item?;
         if text.trim().is_empty() {
             continue;
