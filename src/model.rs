@@ -178,10 +178,15 @@ impl LstmClassifier {
             let (min, max) = (lengths.f_min()?.int64_value(&[]), lengths.f_max()?.int64_value(&[]));
             ensure!(min >= 1 && max <= max_len, "lengths must lie in 1..={max_len}, got {min}..={max}");
         }
-        // pack_padded_sequence(enforce_sorted=False): sort by length, longest first.
-        let (sorted_lengths, sorted_indices) = lengths.f_sort(0, true)?;
-        let sorted_indices = sorted_indices.f_to_device(xs.device())?;
-        let sorted = xs.f_index_select(0, &sorted_indices)?;
+        // pack_padded_sequence(enforce_sorted=False): sort by length, longest first. For a single
+        // sequence the sort and the un-sort are identities (pure indexing): skipped.
+        let (sorted, sorted_lengths, sorted_indices) = if batch == 1 {
+            (xs.shallow_clone(), lengths.shallow_clone(), None)
+        } else {
+            let (sorted_lengths, sorted_indices) = lengths.f_sort(0, true)?;
+            let sorted_indices = sorted_indices.f_to_device(xs.device())?;
+            (xs.f_index_select(0, &sorted_indices)?, sorted_lengths, Some(sorted_indices))
+        };
         let (data, batch_sizes) = Tensor::f_internal_pack_padded_sequence(&sorted, &sorted_lengths, true)?;
         let zeros = self.zero_state(batch, xs)?;
         let c = &self.config;
@@ -197,8 +202,10 @@ impl LstmClassifier {
             c.bidirectional,
         )?;
         // Undo the sort: h_n.index_select(1, invert_permutation(sorted_indices)).
-        let unsorted_indices = sorted_indices.f_argsort(0, false)?;
-        let h_n = h_n.f_index_select(1, &unsorted_indices)?;
+        let h_n = match sorted_indices {
+            Some(indices) => h_n.f_index_select(1, &indices.f_argsort(0, false)?)?,
+            None => h_n,
+        };
         let last = if c.bidirectional {
             Tensor::f_cat(&[h_n.f_get(-2)?, h_n.f_get(-1)?], 1)?
         } else {

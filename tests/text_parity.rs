@@ -89,38 +89,44 @@ fn check(name: &str, model_flags: &[&str]) {
         assert_eq!(r, p, "{name}: epoch {} batch losses differ from PyTorch's", epoch + 1);
     }
 
-    // Inference: PyTorch loads the Rust checkpoint; logits on the test split.
-    let output = run(
-        python(),
-        &[
-            script.to_str().unwrap(),
-            "logits",
-            "--checkpoint",
-            ckpt.to_str().unwrap(),
-            "--encoded",
-            encoded.to_str().unwrap(),
-            "--split",
-            "test",
-            "--batch-size",
-            "64",
-            "--threads",
-            "1",
-        ],
-    );
-    let (stdout, stderr) = text(&output);
-    assert!(output.status.success(), "{stderr}");
-    let py_logits = bits(&serde_json::from_str::<Value>(&stdout).unwrap()["logits"]);
-
+    // Inference: PyTorch loads the Rust checkpoint; logits on the test split, in batches of 64
+    // and one sentence at a time (the single-sequence path skips the identity permutations).
     let exported = read_json(&encoded);
     let ids: Vec<Vec<i64>> = serde_json::from_value(exported["test"]["ids"].clone()).unwrap();
     let data = Encoded::from_ids(&ids, vec![0; ids.len()]).unwrap();
     tch::set_num_threads(1);
     let loaded = checkpoint::load(&ckpt, Device::Cpu).unwrap();
-    let logits = training::logits(&loaded.model, &data, 64, Device::Cpu).unwrap();
-    let rust_logits: Vec<u32> =
-        Vec::<f32>::try_from(&logits.flatten(0, -1)).unwrap().iter().map(|v| v.to_bits()).collect();
-    assert_eq!(rust_logits.len(), 800);
-    assert_eq!(rust_logits, py_logits, "{name}: PyTorch's logits from the Rust checkpoint differ");
+    for batch_size in ["64", "1"] {
+        let output = run(
+            python(),
+            &[
+                script.to_str().unwrap(),
+                "logits",
+                "--checkpoint",
+                ckpt.to_str().unwrap(),
+                "--encoded",
+                encoded.to_str().unwrap(),
+                "--split",
+                "test",
+                "--batch-size",
+                batch_size,
+                "--threads",
+                "1",
+            ],
+        );
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        let py_logits = bits(&serde_json::from_str::<Value>(&stdout).unwrap()["logits"]);
+        let logits =
+            training::logits(&loaded.model, &data, batch_size.parse().unwrap(), Device::Cpu).unwrap();
+        let rust_logits: Vec<u32> =
+            Vec::<f32>::try_from(&logits.flatten(0, -1)).unwrap().iter().map(|v| v.to_bits()).collect();
+        assert_eq!(rust_logits.len(), 800);
+        assert_eq!(
+            rust_logits, py_logits,
+            "{name}, batches of {batch_size}: PyTorch's logits from the Rust checkpoint differ"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
