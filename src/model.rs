@@ -21,7 +21,7 @@
 //! The forward passes return `Result` rather than implementing `nn::Module`: their inputs come
 //! from users, and a wrong shape must be an error, not a panic from a C++ exception.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{
     nn::{self, RNN},
@@ -174,9 +174,9 @@ impl LstmClassifier {
             lengths.kind(),
             lengths.size()
         );
-        if batch > 0 {
-            let (min, max) = (lengths.f_min()?.int64_value(&[]), lengths.f_max()?.int64_value(&[]));
-            ensure!(min >= 1 && max <= max_len, "lengths must lie in 1..={max_len}, got {min}..={max}");
+        let values = Vec::<i64>::try_from(lengths)?;
+        if let Some(bad) = values.iter().find(|&&l| !(1..=max_len).contains(&l)) {
+            bail!("lengths must lie in 1..={max_len}, got {bad}");
         }
         // pack_padded_sequence(enforce_sorted=False): sort by length, longest first. For a single
         // sequence the sort and the un-sort are identities (pure indexing): skipped.

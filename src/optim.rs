@@ -94,6 +94,8 @@ struct PytorchAdam {
     exp_avg_sq: Vec<Tensor>,
     /// Per-parameter step counts: a parameter without a gradient is skipped, as in PyTorch.
     steps: Vec<u64>,
+    /// Run the update in src/native/adam.cpp (one call per step) rather than op by op from Rust.
+    native: bool,
 }
 
 impl std::fmt::Debug for Adam {
@@ -119,6 +121,7 @@ impl Adam {
                     exp_avg: params.iter().map(zeros).collect::<Result<_, _>>()?,
                     exp_avg_sq: params.iter().map(zeros).collect::<Result<_, _>>()?,
                     steps: vec![0; params.len()],
+                    native: cfg!(lstm_tch_native),
                 })
             }
             AdamImpl::Libtorch => {
@@ -216,28 +219,180 @@ fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
 
 impl PytorchAdam {
     /// `torch.optim.adam._single_tensor_adam` with `weight_decay=0, amsgrad=False,
-    /// maximize=False`, the CPU default.
-    /// `grads[i]` is the gradient of `params[i]`; an undefined one skips that parameter.
+    /// maximize=False`, the CPU default. `grads[i]` is the gradient of `params[i]`; an undefined
+    /// one skips that parameter (and its step count), as PyTorch skips a `None` grad.
     fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) -> Result<()> {
         let AdamConfig { lr, beta1, beta2, eps } = self.config;
-        let state = self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq).zip(&mut self.steps);
-        for ((param, grad), ((m, v), step)) in params.iter_mut().zip(grads).zip(state) {
-            if !grad.defined() {
-                continue;
+        // The per-parameter scalars, as Python computes them: f64, `**` being C's pow.
+        let mut step_sizes = Vec::with_capacity(params.len());
+        let mut bias_correction2_sqrts = Vec::with_capacity(params.len());
+        for (grad, step) in grads.iter().zip(&mut self.steps) {
+            if grad.defined() {
+                *step += 1;
             }
-            *step += 1;
             let t = *step as f64;
             let bias_correction1 = 1.0 - beta1.powf(t);
             let bias_correction2 = 1.0 - beta2.powf(t);
-            let step_size = lr / bias_correction1;
-            let bias_correction2_sqrt = bias_correction2.powf(0.5);
+            step_sizes.push(lr / bias_correction1);
+            bias_correction2_sqrts.push(bias_correction2.powf(0.5));
+        }
+        if self.native {
+            #[cfg(lstm_tch_native)]
+            return native::adam_step(
+                params,
+                grads,
+                &mut self.exp_avg,
+                &mut self.exp_avg_sq,
+                &step_sizes,
+                &bias_correction2_sqrts,
+                (beta1, beta2, eps),
+            );
+        }
+        let state = self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq);
+        let scalars = step_sizes.iter().zip(&bias_correction2_sqrts);
+        for (((param, grad), (m, v)), (step_size, bc2_sqrt)) in
+            params.iter_mut().zip(grads).zip(state).zip(scalars)
+        {
+            if !grad.defined() {
+                continue;
+            }
             let _ = m.f_lerp_(grad, 1.0 - beta1)?;
             let _ = v.f_mul_scalar_(beta2)?.f_addcmul_(&grad.f_mul_scalar(1.0 - beta2)?, grad)?;
             // (v.sqrt() / bc2_sqrt).add_(eps), dividing in place: the same kernel, one buffer.
             let mut denom = v.f_sqrt()?;
-            let _ = denom.f_div_scalar_(bias_correction2_sqrt)?.f_add_scalar_(eps)?;
+            let _ = denom.f_div_scalar_(*bc2_sqrt)?.f_add_scalar_(eps)?;
             let _ = param.f_addcdiv_(&m.f_mul_scalar(-step_size)?, &denom)?;
         }
         Ok(())
+    }
+}
+
+/// The update as one call into src/native/adam.cpp, which issues PyTorch's ATen calls with
+/// their `value` scalars.
+#[cfg(lstm_tch_native)]
+mod native {
+    use std::ffi::{c_char, c_void, CStr};
+
+    use anyhow::{bail, ensure, Result};
+    use tch::Tensor;
+    use torch_sys::C_tensor;
+
+    extern "C" {
+        fn lstm_tch_adam_step(
+            params: *const *mut C_tensor,
+            grads: *const *const C_tensor,
+            exp_avgs: *const *mut C_tensor,
+            exp_avg_sqs: *const *mut C_tensor,
+            step_sizes: *const f64,
+            bias_correction2_sqrts: *const f64,
+            n: usize,
+            beta1: f64,
+            beta2: f64,
+            eps: f64,
+        ) -> *mut c_char;
+        fn free(ptr: *mut c_void);
+    }
+
+    pub(super) fn adam_step(
+        params: &mut [Tensor],
+        grads: &[Tensor],
+        exp_avgs: &mut [Tensor],
+        exp_avg_sqs: &mut [Tensor],
+        step_sizes: &[f64],
+        bias_correction2_sqrts: &[f64],
+        (beta1, beta2, eps): (f64, f64, f64),
+    ) -> Result<()> {
+        let n = params.len();
+        ensure!(
+            [grads.len(), exp_avgs.len(), exp_avg_sqs.len(), step_sizes.len(), bias_correction2_sqrts.len()]
+                .iter()
+                .all(|&len| len == n),
+            "Adam state does not match the parameters"
+        );
+        let params: Vec<*mut C_tensor> = params.iter_mut().map(Tensor::as_mut_ptr).collect();
+        let grads: Vec<*const C_tensor> = grads.iter().map(Tensor::as_ptr).collect();
+        let exp_avgs: Vec<*mut C_tensor> = exp_avgs.iter_mut().map(Tensor::as_mut_ptr).collect();
+        let exp_avg_sqs: Vec<*mut C_tensor> = exp_avg_sqs.iter_mut().map(Tensor::as_mut_ptr).collect();
+        // SAFETY: every pointer is a live tch tensor handle (an at::Tensor*) borrowed for the
+        // call, the arrays all hold n entries, and the C++ side catches every exception.
+        let err = unsafe {
+            lstm_tch_adam_step(
+                params.as_ptr(),
+                grads.as_ptr(),
+                exp_avgs.as_ptr(),
+                exp_avg_sqs.as_ptr(),
+                step_sizes.as_ptr(),
+                bias_correction2_sqrts.as_ptr(),
+                n,
+                beta1,
+                beta2,
+                eps,
+            )
+        };
+        if !err.is_null() {
+            // SAFETY: a NUL-terminated string from strdup, freed once here.
+            let message = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
+            unsafe { free(err.cast()) };
+            bail!("Adam step failed: {message}");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// Two identical parameter sets, one Adam each, fed the same gradients.
+    fn run(native: bool, steps: usize) -> Vec<Vec<u32>> {
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let shapes: [&[i64]; 4] = [&[256, 64], &[256], &[2, 64], &[2]];
+        for (i, shape) in shapes.iter().enumerate() {
+            let _ = vs.root().var(&format!("p{i}"), shape, nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        }
+        let mut adam = Adam::new(AdamImpl::Pytorch, &vs, AdamConfig::with_lr(0.01)).unwrap();
+        let Inner::Pytorch(state) = &mut adam.inner else { unreachable!() };
+        state.native = native;
+        tch::manual_seed(12);
+        for step in 0..steps {
+            let grads: Vec<Tensor> = adam
+                .params
+                .iter()
+                .enumerate()
+                // The third parameter gets no gradient every other step.
+                .map(|(i, p)| if i == 2 && step % 2 == 1 { Tensor::new() } else { p.randn_like() })
+                .collect();
+            let Inner::Pytorch(state) = &mut adam.inner else { unreachable!() };
+            tch::no_grad(|| state.step(&mut adam.params, &grads)).unwrap();
+        }
+        let mut names: Vec<_> = vs.variables().into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        names
+            .iter()
+            .map(|(_, t)| Vec::<f32>::try_from(&t.flatten(0, -1).to_kind(Kind::Float)).unwrap())
+            .map(|v| v.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn native_and_op_by_op_updates_are_bit_identical() {
+        if !cfg!(lstm_tch_native) {
+            eprintln!("src/native/adam.cpp is not built on this platform: nothing to compare");
+            return;
+        }
+        let (native, ops) = (run(true, 25), run(false, 25));
+        assert_eq!(native, ops);
+        assert_ne!(native, run(false, 24), "the updates changed nothing");
+    }
+
+    #[test]
+    fn rejects_bad_hyperparameters() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(AdamConfig::with_lr(bad).validate().is_err(), "lr {bad}");
+        }
+        assert!(AdamConfig { beta1: 1.0, ..AdamConfig::default() }.validate().is_err());
+        assert!(AdamConfig { eps: -1.0, ..AdamConfig::default() }.validate().is_err());
     }
 }
