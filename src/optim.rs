@@ -9,9 +9,14 @@
 //!   denom = (v.sqrt() / bc2 ** 0.5).add_(eps)
 //!   p.addcdiv_(m, denom, value=-(lr / bc1))
 //!   ```
-//!   tch's `addcmul_`/`addcdiv_` take no `value`; libtorch's CPU kernels compute
-//!   `self + (value·t1)·t2` and `self + (value·t1)/t2`, so scaling `t1` by `value` first gives the
-//!   same bits. The bias corrections are f64 `powf` (C `pow`, like Python's `**`).
+//!   The bias corrections are f64 `powf` (C `pow`, like Python's `**`). The tensor ops run in
+//!   `src/native/adam.cpp`, one call per step issuing exactly these ATen calls with their
+//!   `value` scalars. Where that file is not built (Windows), the same update runs op by op
+//!   through tch, whose `addcmul_`/`addcdiv_` take no `value`: libtorch's CPU kernels compute
+//!   `self + (value·t1)·t2` and `self + (value·t1)/t2`, so scaling `t1` first gives the same bits
+//!   (a unit test holds the two paths to identical bits).
+//!   Its `backward_step` takes the gradients from the autograd engine (`torch.autograd.grad`)
+//!   rather than zeroing and accumulating `.grad`: the values PyTorch stores into `.grad = None`.
 //! - [`AdamImpl::Libtorch`] is tch's `nn::Adam`, i.e. libtorch's C++ `torch::optim::Adam`. Its
 //!   first moment is `m.mul_(b1).add_(g, 1 - b1)` instead of `lerp_`: a few ulp apart from step 2
 //!   on, so losses drift from Python's at the 1e-7 level while predictions agree.
