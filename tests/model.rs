@@ -4,12 +4,20 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Mutex};
 
 use lstm_tch::model::{LstmClassifier, LstmConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 const SEED: i64 = 7;
+
+/// libtorch's default generator is global and tests run in parallel threads: every test here
+/// that draws from it (building a model does) holds this lock.
+static GENERATOR: Mutex<()> = Mutex::new(());
+
+fn generator() -> std::sync::MutexGuard<'static, ()> {
+    GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// For each config, the model PyTorch builds after `torch.manual_seed(SEED)`:
 /// `{"names": [...], "shapes": [...], "values": {name: [float32 bits]}}`.
@@ -63,6 +71,7 @@ fn parameters_match_pytorch_names_shapes_and_values() {
     assert!(output.status.success(), "{stderr}");
     let expected: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(expected.len(), configs.len());
+    let _generator = generator();
 
     for (config, pytorch) in configs.iter().zip(&expected) {
         tch::manual_seed(SEED);
@@ -91,6 +100,7 @@ fn parameters_match_pytorch_names_shapes_and_values() {
 
 #[test]
 fn forward_gives_one_row_of_logits_per_sequence() {
+    let _generator = generator();
     for config in matrix().into_iter().step_by(5) {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = LstmClassifier::new(&vs.root(), config).unwrap();
@@ -107,6 +117,7 @@ fn forward_gives_one_row_of_logits_per_sequence() {
 
 #[test]
 fn wrong_inputs_are_errors_not_panics() {
+    let _generator = generator();
     let config = LstmConfig { input_size: 3, ..LstmConfig::default() };
     let vs = nn::VarStore::new(Device::Cpu);
     let model = LstmClassifier::new(&vs.root(), config).unwrap();
