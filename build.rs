@@ -21,13 +21,15 @@ fn main() {
         return;
     }
     // libtorch's headers sit beside its lib directory (`torch/include` in the wheel,
-    // `libtorch/include` in a standalone libtorch), unless LIBTORCH_INCLUDE says otherwise.
+    // `libtorch/include` in a standalone libtorch), unless LIBTORCH_INCLUDE names the directory
+    // holding `include/`, as it does for torch-sys.
     println!("cargo:rerun-if-env-changed=LIBTORCH_INCLUDE");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-changed=src/native/adam.cpp");
-    let include = env::var("LIBTORCH_INCLUDE").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(&lib_dir).parent().map_or_else(|| PathBuf::from("include"), |torch| torch.join("include"))
-    });
+    let include = match env::var("LIBTORCH_INCLUDE") {
+        Ok(dir) => PathBuf::from(dir).join("include"),
+        Err(_) => Path::new(&lib_dir).parent().unwrap_or(Path::new(".")).join("include"),
+    };
     let cxx11_abi = env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
     cc::Build::new()
         .cpp(true)

@@ -17,7 +17,7 @@ use crate::{
     article::ArticleConfig,
     checkpoint,
     cli::{self, sample_dir},
-    data::{Columns, Encoded, LabelSet, TokenCounts, Tokenizer, TokenizerConfig, Vocab},
+    data::{Columns, Encoded, LabelSet, Tokenizer, TokenizerConfig, Vocab},
     device::set_threads,
     model::{cross_entropy, LstmClassifier, LstmConfig},
     optim::{Adam, AdamConfig, AdamImpl},
@@ -165,11 +165,8 @@ fn text_epochs(args: &BenchArgs) -> Result<(Vec<f64>, usize, Option<f64>)> {
         let train = crate::data::dataset::load(&dir.join("train.tsv"), None, &Columns::default())?;
         let labels = LabelSet::from_examples(&train)?;
         let tokenizer = Tokenizer::new(TokenizerConfig::default());
-        let mut counts = TokenCounts::default();
-        for e in &train {
-            counts.add(&tokenizer.tokenize(&e.text));
-        }
-        let vocab = Vocab::from_counts(counts, 1, None)?;
+        let texts = train.iter().map(|e| e.text.as_str());
+        let vocab = Vocab::from_texts(texts, &tokenizer, defaults.min_freq, defaults.max_vocab)?;
         let classes = labels.indices(&train, "training")?;
         let data = Encoded::new(
             train.iter().map(|e| e.text.as_str()),

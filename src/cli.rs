@@ -16,9 +16,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::{
     checkpoint::{self, CheckpointConfig},
-    data::{
-        dataset, Columns, Encoded, Example, Format, LabelSet, TokenCounts, Tokenizer, TokenizerConfig, Vocab,
-    },
+    data::{dataset, Columns, Encoded, Example, Format, LabelSet, Tokenizer, TokenizerConfig, Vocab},
     device::{set_threads, DeviceSpec},
     metrics::Metrics,
     optim::{AdamConfig, AdamImpl},
@@ -277,11 +275,8 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let splits = args.splits()?;
     let labels = LabelSet::from_examples(&splits.train)?;
     let tokenizer = Tokenizer::new(TokenizerConfig { lowercase: !args.no_lowercase });
-    let mut counts = TokenCounts::default();
-    for example in &splits.train {
-        counts.add(&tokenizer.tokenize(&example.text));
-    }
-    let vocab = Vocab::from_counts(counts, args.min_freq, args.max_vocab)?;
+    let texts = splits.train.iter().map(|e| e.text.as_str());
+    let vocab = Vocab::from_texts(texts, &tokenizer, args.min_freq, args.max_vocab)?;
     let encode = |examples: &[Example], what: &str| -> Result<Encoded> {
         let classes = labels.indices(examples, what)?;
         Encoded::new(examples.iter().map(|e| e.text.as_str()), classes, &tokenizer, &vocab, args.max_len)

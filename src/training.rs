@@ -83,6 +83,7 @@ pub fn fit(
             Progress::new(num_batches, format!("epoch {epoch}/{}", options.epochs), options.progress);
         let order = train.order(true)?;
         let mut batch_losses = Vec::with_capacity(num_batches);
+        let mut loss_sum = 0.0;
         let mut seen = 0;
         for indices in order.chunks(options.batch_size) {
             let batch = train.batch(indices)?.to_device(options.device)?;
@@ -95,9 +96,9 @@ pub fn fit(
                 "the training loss became {loss} in epoch {epoch}; lower --lr or set --clip-grad-norm"
             );
             batch_losses.push(loss as f32);
+            loss_sum += f64::from(loss as f32);
             seen += indices.len();
-            let mean = batch_losses.iter().map(|&l| l as f64).sum::<f64>() / batch_losses.len() as f64;
-            progress.update(batch_losses.len(), mean, seen);
+            progress.update(batch_losses.len(), loss_sum / batch_losses.len() as f64, seen);
         }
         progress.finish();
         let seconds = started.elapsed().as_secs_f64();
@@ -112,7 +113,7 @@ pub fn fit(
         best_accuracy = best_accuracy.max(accuracy);
         let report = EpochReport {
             epoch,
-            train_loss: batch_losses.iter().map(|&l| l as f64).sum::<f64>() / batch_losses.len() as f64,
+            train_loss: loss_sum / batch_losses.len() as f64,
             batch_losses,
             dev: dev_metrics,
             seconds,

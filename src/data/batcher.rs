@@ -77,11 +77,6 @@ impl Encoded {
         &self.ids[self.offsets[i]..self.offsets[i + 1]]
     }
 
-    /// The total number of tokens.
-    pub fn num_tokens(&self) -> usize {
-        self.ids.len()
-    }
-
     /// The batch of texts `indices`: tokens padded to the longest, lengths, labels.
     pub fn batch(&self, indices: &[usize]) -> Result<Batch> {
         let max_len = indices.iter().map(|&i| self.ids(i).len()).max().unwrap_or(0);

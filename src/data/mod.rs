@@ -8,4 +8,4 @@ pub mod vocab;
 pub use batcher::{Batch, Encoded};
 pub use dataset::{Columns, Example, Format, LabelSet};
 pub use tokenizer::{Tokenizer, TokenizerConfig};
-pub use vocab::{TokenCounts, Vocab};
+pub use vocab::Vocab;

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use anyhow::{ensure, Result};
 
+use super::tokenizer::Tokenizer;
+
 /// The padding token, id 0.
 pub const PAD: &str = "<pad>";
 /// The unknown-token token, id 1.
@@ -19,11 +21,11 @@ pub const UNK_ID: i64 = 1;
 
 /// Token frequencies, counted one text at a time (no token list is kept).
 #[derive(Debug, Clone, Default)]
-pub struct TokenCounts(HashMap<String, usize>);
+struct TokenCounts(HashMap<String, usize>);
 
 impl TokenCounts {
     /// Counts the tokens of one text.
-    pub fn add<S: AsRef<str>>(&mut self, tokens: &[S]) {
+    fn add<S: AsRef<str>>(&mut self, tokens: &[S]) {
         for token in tokens {
             match self.0.get_mut(token.as_ref()) {
                 Some(n) => *n += 1,
@@ -57,8 +59,22 @@ impl Vocab {
         Self::from_counts(counts, min_freq, max_size)
     }
 
-    /// The vocabulary of counted tokens (see [`Vocab::build`]).
-    pub fn from_counts(counts: TokenCounts, min_freq: usize, max_size: Option<usize>) -> Result<Self> {
+    /// The vocabulary of raw `texts`, tokenized one at a time by `tokenizer` and counted (no
+    /// token list is kept); `min_freq` and `max_size` as in [`Vocab::build`].
+    pub fn from_texts<'a>(
+        texts: impl IntoIterator<Item = &'a str>,
+        tokenizer: &Tokenizer,
+        min_freq: usize,
+        max_size: Option<usize>,
+    ) -> Result<Self> {
+        let mut counts = TokenCounts::default();
+        for text in texts {
+            counts.add(&tokenizer.tokenize(text));
+        }
+        Self::from_counts(counts, min_freq, max_size)
+    }
+
+    fn from_counts(counts: TokenCounts, min_freq: usize, max_size: Option<usize>) -> Result<Self> {
         ensure!(min_freq >= 1, "--min-freq must be at least 1");
         ensure!(max_size.is_none_or(|m| m >= 2), "--max-vocab must be at least 2 (<pad> and <unk>)");
         let mut ranked: Vec<(String, usize)> =
