@@ -1,7 +1,8 @@
-//! Builds `src/native/adam.cpp` (torch.optim.Adam's update as one call into ATen), and sets
-//! the link options that make every binary of this package (the CLI, the examples, the test
-//! binaries) find libtorch without `LD_LIBRARY_PATH` and keep libtorch_cuda, so CUDA is seen
-//! where there is one. See README, "libtorch options".
+//! Builds `src/native/` (torch.optim.Adam's update as one call into ATen; the on-demand loader of
+//! libtorch_cuda), and sets the link options that make every binary of this package (the CLI,
+//! the examples, the test binaries) find libtorch without `LD_LIBRARY_PATH`. libtorch_cuda is
+//! deliberately not linked: `lstm_tch::device` loads it when a CUDA device is asked for. See
+//! README, "libtorch options".
 
 use std::{
     env,
@@ -11,7 +12,8 @@ use std::{
 fn main() {
     // torch-sys (`links = "tch"`) publishes the directory of the libtorch it linked.
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    // Set when src/native/adam.cpp is built; src/optim.rs falls back to tch ops without it.
+    // Set when src/native/ is built; src/optim.rs falls back to tch ops without it, and
+    // src/device.rs then leaves CUDA to however torch-sys linked libtorch.
     println!("cargo::rustc-check-cfg=cfg(lstm_tch_native)");
     let Ok(lib_dir) = env::var("DEP_TCH_LIBTORCH_LIB") else {
         return; // Windows or a doc-only build: torch-sys publishes nothing, nothing to add.
@@ -25,7 +27,7 @@ fn main() {
     // holding `include/`, as it does for torch-sys.
     println!("cargo:rerun-if-env-changed=LIBTORCH_INCLUDE");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    println!("cargo:rerun-if-changed=src/native/adam.cpp");
+    println!("cargo:rerun-if-changed=src/native");
     let include = match env::var("LIBTORCH_INCLUDE") {
         Ok(dir) => PathBuf::from(dir).join("include"),
         Err(_) => Path::new(&lib_dir).parent().unwrap_or(Path::new(".")).join("include"),
@@ -40,17 +42,25 @@ fn main() {
         .include(include.join("torch/csrc/api/include"))
         .define("_GLIBCXX_USE_CXX11_ABI", cxx11_abi.as_str())
         .file("src/native/adam.cpp")
+        .file("src/native/cuda.cpp")
+        // Whole: cuda.cpp's start-up constructor is referenced by nothing, yet must be in
+        // every binary that uses this crate.
+        .link_lib_modifier("+whole-archive")
         .compile("lstm_tch_native");
     println!("cargo:rustc-cfg=lstm_tch_native");
 
     // RUNPATH: binaries load the very libtorch they were linked against.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     if os == "linux" {
-        // With --as-needed (the toolchain default) nothing references libtorch_cuda directly,
-        // so the linker would drop it and CUDA would never be initialised: keep the libtorch
-        // libraries (and the C++ runtime they need) whatever the binary calls.
+        // Keep the CPU libtorch libraries (and the C++ runtime they need) whatever the binary
+        // calls: one that calls no tch function would otherwise fail to link, and libtorch
+        // must be initialised the same way in every binary. libtorch_cuda is left out on
+        // purpose, and so is libtorch.so, an empty shim whose only job is to pull in
+        // libtorch_cpu and libtorch_cuda (torch-sys names both; --as-needed drops them, since
+        // nothing references them): src/native/cuda.cpp dlopens libtorch_cuda on demand.
+        println!("cargo:rustc-link-lib=dl");
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        for lib in ["torch_cuda", "torch_cpu", "torch", "c10"] {
+        for lib in ["torch_cpu", "c10"] {
             if Path::new(&lib_dir).join(format!("lib{lib}.so")).exists() {
                 println!("cargo:rustc-link-arg=-l{lib}");
             }

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Tensor};
 use crate::{
     checkpoint::{self, CheckpointConfig},
     data::{dataset, Columns, Encoded, Example, Format, LabelSet, Tokenizer, TokenizerConfig, Vocab},
-    device::{set_threads, DeviceSpec},
+    device::{self, set_threads, DeviceSpec},
     metrics::Metrics,
     optim::{AdamConfig, AdamImpl},
     report::JsonFile,
@@ -530,4 +530,21 @@ pub fn classify(ckpt: &checkpoint::Checkpoint, texts: &[String], device: Device)
     let logits = training::logits(&ckpt.model, &data, texts.len().max(1), device)?;
     let probs: Tensor = logits.f_softmax(1, Kind::Float)?;
     Ok(Vec::<f32>::try_from(&probs.f_flatten(0, -1)?)?)
+}
+
+/// `lstm-tch info`: which libtorch this process runs on, its threads, and what became of CUDA
+/// support (see [`device`](crate::device)); the first thing to look at when a device is not
+/// found.
+pub fn info() -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "lstm-tch        {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(out, "libtorch        {}", device::libtorch_dir().unwrap_or_else(|| "as linked".into()))?;
+    writeln!(out, "threads         {} (intra-op)", tch::get_num_threads())?;
+    writeln!(out, "CUDA            {}", device::cuda_support())?;
+    if let Some(version) = device::cuda_runtime_version() {
+        writeln!(out, "CUDA runtime    {}.{}", version / 1000, version % 1000 / 10)?;
+    }
+    writeln!(out, "CUDA devices    {}", device::cuda_device_count())?;
+    writeln!(out, "MPS             {}", if tch::utils::has_mps() { "available" } else { "not available" })?;
+    Ok(())
 }

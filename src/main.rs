@@ -4,6 +4,7 @@
 //! lstm-tch train                      # the sample dataset, defaults: ≥ 85 % test accuracy
 //! lstm-tch eval                       # metrics of runs/sentiment on the sample test split
 //! lstm-tch predict "not bad at all"   # label and class probabilities
+//! lstm-tch info                       # libtorch, threads, CUDA support
 //! ```
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Predict(cli::PredictArgs),
     /// Time one benchmark workload in process and print JSON (driven by scripts/bench.py).
     Bench(lstm_tch::bench::BenchArgs),
+    /// Show the libtorch in use, its threads, and whether CUDA support is loaded.
+    Info,
 }
 
 fn main() -> ExitCode {
@@ -41,5 +44,6 @@ fn main() -> ExitCode {
             println!("{}", serde_json::to_string(&lstm_tch::bench::run(args)?)?);
             Ok(())
         }
+        Command::Info => cli::info(),
     })
 }

@@ -29,7 +29,7 @@ fn zero_epochs_is_valid_and_leaves_the_parameters_untouched() {
 
 #[test]
 fn bad_input_fails_cleanly() {
-    let cuda_missing = !tch::Cuda::is_available();
+    let cuda_devices = lstm_tch::device::cuda_device_count();
     let mut cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--batch-size", "0"], "batch size must be at least 1"),
         (vec!["--seq-len", "0"], "sequence length must be at least 1"),
@@ -53,8 +53,10 @@ fn bad_input_fails_cleanly() {
         (vec!["--report", "/"], "cannot write report /"),
         (vec!["--batch-size", "9223372036854775807", "--seq-len", "2"], "overflows"),
     ];
-    if cuda_missing {
+    if cuda_devices == 0 {
         cases.push((vec!["--device", "cuda"], "device cuda:0 is not available"));
+    }
+    if cuda_devices < 2 {
         cases.push((vec!["--device", "cuda:1"], "device cuda:1 is not available"));
     }
     if !tch::utils::has_mps() {
