@@ -12,6 +12,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use lstm_tch::cli;
 
+/// mimalloc for the whole process: built with `override`, it also serves libtorch's own
+/// malloc/free (tensors, autograd nodes), which glibc's allocator handles slowly here.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An LSTM text classifier on libtorch: train, evaluate, predict.
 #[derive(Parser)]
 #[command(version, about)]
