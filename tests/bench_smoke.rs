@@ -38,6 +38,8 @@ fn every_workload_runs_on_both_sides() {
         "predict, in process p50",
         "predict, whole process",
         "peak memory, predict",
+        "predict, whole process, CUDA loaded",
+        "peak memory, predict, CUDA loaded",
         "peak memory, article run",
     ] {
         let row = results
@@ -49,6 +51,16 @@ fn every_workload_runs_on_both_sides() {
             assert!(v.is_finite() && v > 0.0, "{workload}: {side} = {v}");
         }
         assert!(stdout.contains(workload), "{workload} not in the table:\n{stdout}");
+    }
+    // Where there is no NVIDIA driver, lstm-tch does not load libtorch_cuda unless forced, and
+    // that is most of its footprint.
+    if matches!(lstm_tch::device::cuda_support(), lstm_tch::device::CudaSupport::NoDriver(_)) {
+        let rust_peak = |workload: &str| {
+            results.iter().find(|r| r["workload"] == workload).unwrap()["rust"].as_f64().unwrap()
+        };
+        let (plain, loaded) =
+            (rust_peak("peak memory, predict"), rust_peak("peak memory, predict, CUDA loaded"));
+        assert!(loaded > plain + 200.0, "peak memory without CUDA {plain} MiB, with {loaded} MiB");
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
