@@ -1,8 +1,8 @@
-//! Builds `src/native/` (torch.optim.Adam's update as one call into ATen; the on-demand loader of
-//! libtorch_cuda), and sets the link options that make every binary of this package (the CLI,
-//! the examples, the test binaries) find libtorch without `LD_LIBRARY_PATH`. libtorch_cuda is
-//! deliberately not linked: `lstm_tch::device` loads it when a CUDA device is asked for. See
-//! README, "libtorch options".
+//! Builds `src/native/` (torch.optim.Adam's update as one call into ATen; the start-up loader
+//! of libtorch_cuda), and sets the link options that make every binary of this package (the
+//! CLI, the examples, the test binaries) find libtorch without `LD_LIBRARY_PATH`. libtorch_cuda
+//! is deliberately not linked: src/native/cuda.cpp loads it before `main` where an NVIDIA
+//! driver is installed. See README, "libtorch options".
 
 use std::{
     env,

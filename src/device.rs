@@ -8,7 +8,7 @@
 //! libraries only; before `main`, src/native/cuda.cpp loads libtorch_cuda (and with it the CUDA
 //! runtime) from the directory of the libtorch this process runs on, if the machine has an
 //! NVIDIA driver. With a driver everything is as if libtorch_cuda were linked (tch's
-//! `Cuda::is_available` too); without one a process saves the ~0.4 s and ~400 MiB that CUDA's
+//! `Cuda::is_available` too); without one a process saves the ~0.16 s and ~390 MiB that CUDA's
 //! libraries cost and could never use. `LSTM_TCH_CUDA=off` skips the load on a GPU machine,
 //! `=on` forces it without a driver. [`cuda_support`] says what happened.
 
