@@ -22,21 +22,31 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 from safetensors.torch import load_file
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class TextLSTM(nn.Module):
-    def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes, bidirectional=False, dropout=0.0):
+    def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes, bidirectional=False,
+                 dropout=0.0, embedding_dropout=0.0, pooling="last"):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
                             bidirectional=bidirectional, dropout=dropout)
         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        self.pooling = pooling
 
     def forward(self, tokens, lengths):
-        packed = pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)
-        h = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.lstm.bidirectional else h_n[-1]
+        x = self.embedding_dropout(self.embedding(tokens))
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        if self.pooling == "last":
+            h = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.lstm.bidirectional else h_n[-1]
+        elif self.pooling == "max":
+            h = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))[0].max(1).values
+        else:
+            padded = pad_packed_sequence(out, batch_first=True)[0]
+            h = padded.sum(1) / lengths.to(padded.dtype).to(padded.device).unsqueeze(1)
         return self.fc(h)
 
 

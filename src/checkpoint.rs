@@ -22,8 +22,12 @@ use crate::{
     text_model::{TextClassifier, TextModelConfig},
 };
 
-/// The checkpoint format this version writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The checkpoint format this version writes. Version 2 added the tokenizer's `mode`, the
+/// model's `embedding_dropout` and `pooling`; version 1 (no such fields: the format-1 word
+/// scanner, no embedding dropout, the last hidden state) is still read, and predicts as before.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest checkpoint format this version reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The weights file in a checkpoint directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The configuration file in a checkpoint directory.
@@ -149,11 +153,23 @@ pub fn load_config(dir: &Path) -> Result<CheckpointConfig> {
         path.display()
     );
     ensure!(
-        version == Some(FORMAT_VERSION as u64),
-        "{}: checkpoint format version {}, this lstm-tch reads version {FORMAT_VERSION}",
+        version.is_some_and(|v| (OLDEST_FORMAT_VERSION as u64..=FORMAT_VERSION as u64).contains(&v)),
+        "{}: checkpoint format version {}, this lstm-tch reads versions {OLDEST_FORMAT_VERSION} to \
+         {FORMAT_VERSION}",
         path.display(),
         version.map_or("missing".to_owned(), |v| v.to_string())
     );
+    if version.is_some_and(|v| v >= 2) {
+        // Only format 1 may leave these out (they default to format 1's behaviour).
+        for (section, field) in [("tokenizer", "mode"), ("model", "embedding_dropout"), ("model", "pooling")]
+        {
+            ensure!(
+                value.get(section).and_then(|s| s.get(field)).is_some(),
+                "{} is corrupted: {section}.{field} missing",
+                path.display()
+            );
+        }
+    }
     let config: CheckpointConfig =
         serde_json::from_value(value).with_context(|| format!("{} is corrupted", path.display()))?;
     config.model.validate().with_context(|| format!("{}", path.display()))?;

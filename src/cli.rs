@@ -16,9 +16,13 @@ use tch::{Device, Kind, Tensor};
 
 use crate::{
     checkpoint::{self, CheckpointConfig},
-    data::{dataset, Columns, Encoded, Example, Format, LabelSet, Tokenizer, TokenizerConfig, Vocab},
+    data::{
+        dataset, Columns, Encoded, Example, Format, LabelSet, Tokenizer, TokenizerConfig, TokenizerMode,
+        Vocab,
+    },
     device::{self, set_threads, DeviceSpec},
     metrics::Metrics,
+    model::Pooling,
     optim::{AdamConfig, AdamImpl},
     report::JsonFile,
     text_model::{TextClassifier, TextModelConfig},
@@ -45,10 +49,11 @@ pub struct DataArgs {
     /// File format; by default from the extension (.tsv .csv .jsonl), a directory being IMDB.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Column (or JSON field) holding the text [default: text, sentence or review].
+    /// Column (or JSON field) holding the text [default: the first of text, sentence, review,
+    /// text_a, content, comment].
     #[arg(long)]
     pub text_column: Option<String>,
-    /// Column (or JSON field) holding the label [default: label or sentiment].
+    /// Column (or JSON field) holding the label [default: label, sentiment or polarity].
     #[arg(long)]
     pub label_column: Option<String>,
 }
@@ -107,6 +112,10 @@ pub struct TrainArgs {
     /// Tokens kept per text (the first ones).
     #[arg(long, default_value_t = 256)]
     pub max_len: usize,
+    /// How text is cut into tokens: unicode (UAX #29 words, each CJK character a token), chars
+    /// (every non-space character) or jieba (Chinese words; other text as unicode).
+    #[arg(long, value_enum, default_value_t)]
+    pub tokenizer: TokenizerMode,
     /// Keep the case of tokens.
     #[arg(long)]
     pub no_lowercase: bool,
@@ -119,12 +128,20 @@ pub struct TrainArgs {
     /// Stacked LSTM layers.
     #[arg(long, default_value_t = 1)]
     pub num_layers: i64,
-    /// Read each text in both directions.
-    #[arg(long)]
+    /// Read each text in both directions (`--bidirectional false`: forwards only).
+    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_name = "BOOL")]
     pub bidirectional: bool,
     /// Dropout between LSTM layers (needs --num-layers ≥ 2 to have an effect).
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f64,
+    /// Dropout on the embedded tokens, in training.
+    #[arg(long, default_value_t = 0.0)]
+    pub embedding_dropout: f64,
+    /// What the classifier reads: the final hidden state (last), or the max or mean of the
+    /// LSTM's outputs over the text.
+    #[arg(long, value_enum, default_value_t)]
+    pub pooling: Pooling,
     /// Passes over the training data.
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
@@ -185,6 +202,8 @@ impl TrainArgs {
             num_classes: num_classes as i64,
             bidirectional: self.bidirectional,
             dropout: self.dropout,
+            embedding_dropout: self.embedding_dropout,
+            pooling: self.pooling,
         }
     }
 
@@ -274,7 +293,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 
     let splits = args.splits()?;
     let labels = LabelSet::from_examples(&splits.train)?;
-    let tokenizer = Tokenizer::new(TokenizerConfig { lowercase: !args.no_lowercase });
+    let tokenizer = Tokenizer::new(TokenizerConfig { mode: args.tokenizer, lowercase: !args.no_lowercase });
     let texts = splits.train.iter().map(|e| e.text.as_str());
     let vocab = Vocab::from_texts(texts, &tokenizer, args.min_freq, args.max_vocab)?;
     let encode = |examples: &[Example], what: &str| -> Result<Encoded> {

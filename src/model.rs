@@ -30,6 +30,19 @@ use tch::{
 
 use crate::layers;
 
+/// How a text's LSTM outputs become the one vector the linear layer classifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The final hidden state (`h_n` of the last layer; bidirectional: both directions').
+    #[default]
+    Last,
+    /// The element-wise maximum of the last layer's outputs over the text's real steps.
+    Max,
+    /// The mean of the last layer's outputs over the text's real steps.
+    Mean,
+}
+
 /// Hyperparameters of [`LstmClassifier`]. The defaults are the article's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LstmConfig {
@@ -166,6 +179,22 @@ impl LstmClassifier {
     /// with the backward state at the first). Padding never reaches the LSTM, so a sequence's
     /// logits do not depend on the rest of its batch. `train` turns inter-layer dropout on.
     pub fn forward_packed(&self, xs: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_packed_pooled(xs, lengths, train, Pooling::Last)
+    }
+
+    /// [`LstmClassifier::forward_packed`] with a choice of what the linear layer reads: the final
+    /// hidden state ([`Pooling::Last`]), or the maximum or mean of the last layer's outputs over
+    /// each sequence's real steps, as PyTorch computes them from
+    /// `pad_packed_sequence(out, batch_first=True, padding_value=-inf or 0)`:
+    /// `out.max(1).values`, or `out.sum(1) / lengths[:, None]`. Shapes as there; the padding
+    /// never enters a maximum or a mean.
+    pub fn forward_packed_pooled(
+        &self,
+        xs: &Tensor,
+        lengths: &Tensor,
+        train: bool,
+        pooling: Pooling,
+    ) -> Result<Tensor> {
         self.check_input(xs, 3)?;
         let (batch, max_len) = (xs.size()[0], xs.size()[1]);
         ensure!(
@@ -190,7 +219,7 @@ impl LstmClassifier {
         let (data, batch_sizes) = Tensor::f_internal_pack_padded_sequence(&sorted, &sorted_lengths, true)?;
         let zeros = self.zero_state(batch, xs)?;
         let c = &self.config;
-        let (_, h_n, _) = Tensor::f_lstm_data(
+        let (output, h_n, _) = Tensor::f_lstm_data(
             &data,
             &batch_sizes,
             &[&zeros, &zeros],
@@ -201,17 +230,38 @@ impl LstmClassifier {
             train,
             c.bidirectional,
         )?;
-        // Undo the sort: h_n.index_select(1, invert_permutation(sorted_indices)).
-        let h_n = match sorted_indices {
-            Some(indices) => h_n.f_index_select(1, &indices.f_argsort(0, false)?)?,
-            None => h_n,
+        // Undo the sort: index_select(batch dim, invert_permutation(sorted_indices)).
+        let unsorted = sorted_indices.map(|i| i.f_argsort(0, false)).transpose()?;
+        let features = match pooling {
+            Pooling::Last => {
+                let h_n = match &unsorted {
+                    Some(indices) => h_n.f_index_select(1, indices)?,
+                    None => h_n,
+                };
+                if c.bidirectional {
+                    Tensor::f_cat(&[h_n.f_get(-2)?, h_n.f_get(-1)?], 1)?
+                } else {
+                    h_n.f_get(-1)?
+                }
+            }
+            Pooling::Max | Pooling::Mean => {
+                let padding = if pooling == Pooling::Max { f64::NEG_INFINITY } else { 0.0 };
+                let steps = batch_sizes.size()[0];
+                let (padded, _) =
+                    Tensor::f_internal_pad_packed_sequence(&output, &batch_sizes, true, padding, steps)?;
+                let padded = match &unsorted {
+                    Some(indices) => padded.f_index_select(0, indices)?,
+                    None => padded,
+                };
+                if pooling == Pooling::Max {
+                    padded.f_max_dim(1, false)?.0 // `.max(1).values`: its backward picks one index
+                } else {
+                    let lengths = lengths.f_to_kind(padded.kind())?.f_to_device(padded.device())?;
+                    padded.f_sum_dim_intlist(1, false, None::<tch::Kind>)?.f_div(&lengths.f_unsqueeze(1)?)?
+                }
+            }
         };
-        let last = if c.bidirectional {
-            Tensor::f_cat(&[h_n.f_get(-2)?, h_n.f_get(-1)?], 1)?
-        } else {
-            h_n.f_get(-1)?
-        };
-        Ok(last.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
+        Ok(features.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
     }
 
     fn check_input(&self, xs: &Tensor, dims: usize) -> Result<()> {

@@ -1,19 +1,26 @@
-//! The sentiment classifier: `nn.Embedding` → the article's LSTM classifier, run on packed
-//! sequences.
+//! The sentiment classifier: `nn.Embedding` → dropout → the article's LSTM classifier, run on
+//! packed sequences, reading the final hidden state or the max or mean of the outputs.
 //!
 //! ```python
 //! class TextLSTM(nn.Module):                      # scripts/text_reference.py
 //!     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes,
-//!                  bidirectional, dropout):
+//!                  bidirectional, dropout, embedding_dropout, pooling):
 //!         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+//!         self.embedding_dropout = nn.Dropout(embedding_dropout)
 //!         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
 //!                             bidirectional=bidirectional, dropout=dropout)
 //!         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 //!     def forward(self, tokens, lengths):
-//!         packed = pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True,
-//!                                       enforce_sorted=False)
-//!         _, (h_n, _) = self.lstm(packed)
-//!         h = torch.cat([h_n[-2], h_n[-1]], 1) if self.lstm.bidirectional else h_n[-1]
+//!         x = self.embedding_dropout(self.embedding(tokens))
+//!         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+//!         out, (h_n, _) = self.lstm(packed)
+//!         if self.pooling == "last":
+//!             h = torch.cat([h_n[-2], h_n[-1]], 1) if self.lstm.bidirectional else h_n[-1]
+//!         elif self.pooling == "max":
+//!             h = pad_packed_sequence(out, batch_first=True, padding_value=-inf)[0].max(1).values
+//!         else:
+//!             padded = pad_packed_sequence(out, batch_first=True)[0]
+//!             h = padded.sum(1) / lengths.to(padded)[:, None]
 //!         return self.fc(h)
 //! ```
 //!
@@ -26,7 +33,7 @@ use tch::{nn, Tensor};
 use crate::{
     data::vocab::PAD_ID,
     layers,
-    model::{LstmClassifier, LstmConfig},
+    model::{LstmClassifier, LstmConfig, Pooling},
 };
 
 /// Hyperparameters of [`TextClassifier`], saved in a checkpoint's `config.json`.
@@ -46,6 +53,12 @@ pub struct TextModelConfig {
     pub bidirectional: bool,
     /// Dropout between LSTM layers, in training only.
     pub dropout: f64,
+    /// Dropout on the embedded tokens, in training only (0 in format-1 checkpoints).
+    #[serde(default)]
+    pub embedding_dropout: f64,
+    /// What the linear layer reads (`last` in format-1 checkpoints).
+    #[serde(default)]
+    pub pooling: Pooling,
 }
 
 impl TextModelConfig {
@@ -66,6 +79,11 @@ impl TextModelConfig {
         ensure!(self.vocab_size >= 2, "the vocabulary needs at least <pad> and <unk>");
         ensure!(self.embedding_dim >= 1, "embedding dim must be at least 1, got {}", self.embedding_dim);
         ensure!(self.num_classes >= 2, "a classifier needs at least two classes, got {}", self.num_classes);
+        ensure!(
+            (0.0..1.0).contains(&self.embedding_dropout),
+            "embedding dropout must be in [0, 1), got {}",
+            self.embedding_dropout
+        );
         self.lstm().validate()
     }
 
@@ -105,7 +123,8 @@ impl TextClassifier {
     /// logits do not depend on the rest of its batch: padding never enters the LSTM.
     pub fn forward(&self, tokens: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
         ensure!(tokens.dim() == 2, "expected tokens [batch, length], got {:?}", tokens.size());
-        let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?;
-        self.classifier.forward_packed(&embedded, lengths, train)
+        let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?
+            .f_dropout(self.config.embedding_dropout, train)?;
+        self.classifier.forward_packed_pooled(&embedded, lengths, train, self.config.pooling)
     }
 }

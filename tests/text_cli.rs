@@ -142,15 +142,24 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
         ),
         (
             vec!["--train".into(), d("bad.tsv", b"sentence\tlabel\ngood\tpos\nbad \xff\tneg\n")],
-            "bad.tsv:3: invalid UTF-8".into(),
+            "bad.tsv:3: not UTF-8".into(),
+        ),
+        (
+            // "好吃" in GBK, as Chinese Excel saves a CSV.
+            vec!["--train".into(), d("gbk.csv", b"text,label\nfine,1\n\xBA\xC3\xB3\xD4,0\n")],
+            "gbk.csv:3: not UTF-8 (invalid byte at offset 0); convert the file first, e.g. for GBK: \
+             iconv -f GBK -t UTF-8"
+                .into(),
         ),
         (
             vec!["--train".into(), d("cols.tsv", b"words\tstars\nfine\t1\n")],
-            "cols.tsv:1: no text column".into(),
+            "cols.tsv:1: no text column text or sentence or review or text_a or content or comment in the \
+             header; its columns are [words, stars]"
+                .into(),
         ),
         (
             vec!["--train".into(), d("cols2.tsv", b"text\tstars\nfine\t1\n")],
-            "cols2.tsv:1: no label column label or sentiment".into(),
+            "cols2.tsv:1: no label column label or sentiment or polarity".into(),
         ),
         (
             vec![
@@ -207,7 +216,7 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
         ),
         (
             vec!["--train".into(), d("open.csv", b"text,label\n\"never closed,1\n")],
-            "open.csv:2: unterminated quoted field".into(),
+            "open.csv:2: 1 fields, the header has 2 (a quoted field runs over several lines".into(),
         ),
         (vec!["--train".into(), d("data.xml", b"<x/>")], "cannot tell the format".into()),
         (vec!["--lr".into(), "0".into()], "learning rate must be finite and positive".into()),
@@ -235,6 +244,30 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
 }
 
 #[test]
+fn format_1_checkpoints_predict_exactly_as_before() {
+    // tests/fixtures/format1: a checkpoint written by lstm-tch 0.1 (format 1, its word scanner)
+    // and what that version's `predict --json` printed for sentences.txt.
+    let fixture = common::root().join("tests/fixtures/format1");
+    let out = run(
+        lstm_tch(),
+        &[
+            "predict",
+            "--json",
+            "--threads",
+            "1",
+            "--checkpoint",
+            fixture.to_str().unwrap(),
+            "--file",
+            fixture.join("sentences.txt").to_str().unwrap(),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let expected = std::fs::read_to_string(fixture.join("expected.jsonl")).unwrap();
+    assert_eq!(stdout, expected, "format-1 predictions changed (same float32 text = same bits)");
+}
+
+#[test]
 fn bad_checkpoints_and_eval_data_fail_cleanly() {
     let dir = tempdir("cli-bad-ckpt");
     let good = checkpoint();
@@ -259,7 +292,9 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
     let weights = std::fs::read(truncated.join("model.safetensors")).unwrap();
     std::fs::write(truncated.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
     let version = copy("version");
-    edit_config(&version, "\"format_version\": 1", "\"format_version\": 2");
+    edit_config(&version, "\"format_version\": 2", "\"format_version\": 3");
+    let no_mode = copy("no-mode");
+    edit_config(&no_mode, "\"mode\": ", "\"former_mode\": ");
     let mismatch = copy("mismatch");
     edit_config(&mismatch, "\"hidden_size\": 16", "\"hidden_size\": 32");
     let no_weights = copy("no-weights");
@@ -281,7 +316,11 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
         (vec!["eval".into(), "--checkpoint".into(), s(&truncated)], "model.safetensors is corrupted".into()),
         (
             vec!["predict".into(), "--checkpoint".into(), s(&version), "hi".into()],
-            "checkpoint format version 2, this lstm-tch reads version 1".into(),
+            "checkpoint format version 3, this lstm-tch reads versions 1 to 2".into(),
+        ),
+        (
+            vec!["predict".into(), "--checkpoint".into(), s(&no_mode), "hi".into()],
+            "config.json is corrupted: tokenizer.mode missing".into(),
         ),
         (
             vec!["eval".into(), "--checkpoint".into(), s(&mismatch)],
@@ -314,7 +353,7 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
                 "--file".into(),
                 write(&dir, "bin.txt", b"ok\n\xfe\n"),
             ],
-            "bin.txt:2: invalid UTF-8".into(),
+            "bin.txt:2: not UTF-8".into(),
         ),
         (
             vec![

@@ -1,8 +1,10 @@
 //! The text classifier against `scripts/text_reference.py`, a PyTorch program written as a
-//! PyTorch user would (nn.Embedding, nn.LSTM on pack_padded_sequence, nn.Linear, optim.Adam,
-//! nn.CrossEntropyLoss). On a slice of the sample data, from the same seed, with dropout 0, no
-//! clipping and `--adam pytorch`: every per-batch training loss is identical, and PyTorch
-//! loading the Rust checkpoint (safetensors) gives identical logits. Tolerance: none.
+//! PyTorch user would (nn.Embedding, nn.Dropout, nn.LSTM on pack_padded_sequence, max or mean
+//! over pad_packed_sequence, nn.Linear, optim.Adam, nn.CrossEntropyLoss). On a slice of a sample
+//! dataset, from the same seed, with no clipping and `--adam pytorch`: every per-batch training
+//! loss is identical (dropout included: both draw from libtorch's generator in the same order),
+//! and PyTorch loading the Rust checkpoint (safetensors) gives identical logits. Tolerance: none.
+//! Each tokenizer mode runs on the Chinese sample.
 
 mod common;
 
@@ -21,14 +23,15 @@ fn bits(values: &Value) -> Vec<u32> {
     values.as_array().unwrap().iter().map(|v| (v.as_f64().unwrap() as f32).to_bits()).collect()
 }
 
-fn check(name: &str, model_flags: &[&str]) {
+/// Trains on the first 240 texts of `sample`'s train.tsv with `model_flags`, then compares.
+fn check(name: &str, sample: &str, model_flags: &[&str]) {
     let dir = tempdir(&format!("text-parity-{name}"));
     let slice = dir.join("train.tsv");
-    let sample = std::fs::read_to_string(root().join("data/sample/train.tsv")).unwrap();
+    let sample_dir = root().join("data").join(sample);
+    let sample = std::fs::read_to_string(sample_dir.join("train.tsv")).unwrap();
     std::fs::write(&slice, sample.lines().take(241).collect::<Vec<_>>().join("\n") + "\n").unwrap();
     let (ckpt, report, encoded, py_report) =
         (dir.join("ckpt"), dir.join("rust.json"), dir.join("encoded.json"), dir.join("py.json"));
-    let sample_dir = root().join("data/sample");
     let (dev, test) = (sample_dir.join("dev.tsv"), sample_dir.join("test.tsv"));
     let mut args = vec![
         "train",
@@ -131,11 +134,33 @@ fn check(name: &str, model_flags: &[&str]) {
 }
 
 #[test]
-fn unidirectional_training_and_checkpoint_match_pytorch() {
-    check("uni", &[]);
+fn unidirectional_last_state_matches_pytorch() {
+    check("uni", "sample", &["--bidirectional", "false", "--pooling", "last", "--embedding-dropout", "0"]);
 }
 
 #[test]
-fn bidirectional_two_layer_training_and_checkpoint_match_pytorch() {
-    check("bi", &["--bidirectional", "--num-layers", "2"]);
+fn bidirectional_two_layer_last_state_matches_pytorch() {
+    check(
+        "bi",
+        "sample",
+        &["--bidirectional", "--num-layers", "2", "--pooling", "last", "--embedding-dropout", "0"],
+    );
+}
+
+#[test]
+fn max_pooling_with_every_dropout_matches_pytorch() {
+    let flags = ["--bidirectional", "--num-layers", "2", "--dropout", "0.2", "--embedding-dropout", "0.3"];
+    check("max", "sample", &[&flags[..], &["--pooling", "max"]].concat());
+}
+
+#[test]
+fn mean_pooling_matches_pytorch() {
+    check("mean", "sample", &["--bidirectional", "false", "--pooling", "mean", "--embedding-dropout", "0.1"]);
+}
+
+#[test]
+fn each_tokenizer_mode_on_chinese_matches_pytorch() {
+    for mode in ["unicode", "chars", "jieba"] {
+        check(&format!("zh-{mode}"), "sample-zh", &["--tokenizer", mode]);
+    }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use lstm_tch::{
     checkpoint::{self, CheckpointConfig},
     data::{dataset, Columns, Encoded, Format, LabelSet, TokenizerConfig, Vocab},
+    model::Pooling,
     text_model::{TextClassifier, TextModelConfig},
     training,
 };
@@ -42,6 +43,39 @@ fn loads_quoted_csv_with_chosen_columns() {
     );
     // The defaults find `review` and `sentiment` too.
     assert_eq!(texts_and_labels(&fixture("reviews.csv"), Some(Format::Csv), &Columns::default()), got);
+}
+
+/// `contents` written to a fresh file `name` in a temporary directory.
+fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+    let path = common::tempdir(&format!("pipeline-{}", name.replace('.', "-"))).join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn reads_excel_csv_with_a_bom_and_crlf() {
+    // What Excel's "CSV UTF-8" writes: a byte-order mark, CRLF line ends, quotes where needed.
+    let path =
+        temp_file("excel.csv", "\u{feff}text,label\r\n\"好吃, 很快\",1\r\n不好吃,0\r\n\r\n".as_bytes());
+    let got = texts_and_labels(&path, None, &Columns::default());
+    assert_eq!(got, pairs(&[("好吃, 很快", "1"), ("不好吃", "0")]));
+    let path = temp_file("crlf.tsv", b"sentence\tlabel\r\nfine\t1\r\nbad\t0\r\n");
+    assert_eq!(texts_and_labels(&path, None, &Columns::default()), pairs(&[("fine", "1"), ("bad", "0")]));
+    let path = temp_file("bom.jsonl", "\u{feff}{\"text\": \"好\", \"label\": 1}\r\n".as_bytes());
+    assert_eq!(texts_and_labels(&path, None, &Columns::default()), pairs(&[("好", "1")]));
+}
+
+#[test]
+fn finds_the_common_column_names_in_every_format() {
+    // PaddleNLP/CLUE (text_a), SST-2 dev/test (content), review sites (comment, polarity).
+    for (text, label) in [("text_a", "label"), ("content", "polarity"), ("comment", "sentiment")] {
+        let tsv = temp_file("cols.tsv", format!("qid\t{label}\t{text}\n7\t1\t不错\n").as_bytes());
+        let csv = temp_file("cols.csv", format!("{text},{label}\n不错,1\n").as_bytes());
+        let jsonl = temp_file("cols.jsonl", format!("{{\"{text}\": \"不错\", \"{label}\": 1}}\n").as_bytes());
+        for path in [tsv, csv, jsonl] {
+            assert_eq!(texts_and_labels(&path, None, &Columns::default()), pairs(&[("不错", "1")]), "{text}");
+        }
+    }
 }
 
 #[test]
@@ -100,6 +134,8 @@ fn model(bidirectional: bool, num_layers: i64) -> (nn::VarStore, TextClassifier)
         num_classes: 3,
         bidirectional,
         dropout: 0.0,
+        embedding_dropout: 0.0,
+        pooling: Pooling::Last,
     };
     let vs = nn::VarStore::new(Device::Cpu);
     let model = TextClassifier::new(&vs.root(), config).unwrap();
@@ -209,6 +245,8 @@ fn dropout_only_acts_in_training() {
         num_classes: 3,
         bidirectional: false,
         dropout: 0.5,
+        embedding_dropout: 0.0,
+        pooling: Pooling::Last,
     };
     let vs = nn::VarStore::new(Device::Cpu);
     let model = TextClassifier::new(&vs.root(), config).unwrap();

@@ -4,12 +4,17 @@
 //! - **TSV** (`.tsv`): a header row, then one example per line, fields split on tabs with no
 //!   quoting (GLUE's SST-2 `sentence<TAB>label` reads as is);
 //! - **CSV** (`.csv`): a header row, RFC 4180 fields (quotes, `""` escapes, newlines in quotes);
+//!
+//! Both are read by the `csv` crate; CRLF line ends and a UTF-8 byte-order mark (Excel's "CSV
+//! UTF-8") are accepted, and a file that is not UTF-8 (GBK, say) is named with its line.
 //! - **JSON Lines** (`.jsonl`, `.json`): one object per line; labels may be strings or integers;
 //! - **IMDB** (`aclImdb/train`): a folder with `pos/` and `neg/` folders of `.txt` reviews; the
 //!   folder name is the label and `<br />` tags become spaces.
 //!
-//! The text column is `--text-column`, else the first of `text`, `sentence`, `review` present;
-//! the label column is `--label-column`, else `label` or `sentiment`. Every error names the file
+//! The text column is `--text-column`, else the first of `text`, `sentence`, `review`,
+//! `text_a`, `content`, `comment` present; the label column is `--label-column`, else the first
+//! of `label`, `sentiment`, `polarity`. Each file's header is resolved on its own, so a train
+//! file with `sentence` and a test file with `content` need no flag. Every error names the file
 //! and, where there is one, the line.
 
 use std::{
@@ -84,14 +89,16 @@ impl Format {
 /// Which columns (or JSON fields) hold the text and the label.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Columns {
-    /// The text column; `None` tries `text`, `sentence`, `review`.
+    /// The text column; `None` tries [`TEXT_COLUMNS`] in order.
     pub text: Option<String>,
-    /// The label column; `None` tries `label`, `sentiment`.
+    /// The label column; `None` tries [`LABEL_COLUMNS`] in order.
     pub label: Option<String>,
 }
 
-const TEXT_COLUMNS: [&str; 3] = ["text", "sentence", "review"];
-const LABEL_COLUMNS: [&str; 2] = ["label", "sentiment"];
+/// The text column names tried, in order, when none is given.
+pub const TEXT_COLUMNS: [&str; 6] = ["text", "sentence", "review", "text_a", "content", "comment"];
+/// The label column names tried, in order, when none is given.
+pub const LABEL_COLUMNS: [&str; 3] = ["label", "sentiment", "polarity"];
 
 impl Columns {
     fn pick(
@@ -105,9 +112,9 @@ impl Columns {
             Some(name) => vec![name.as_str()],
             None => defaults.to_vec(),
         };
-        wanted.iter().find_map(|w| header.iter().position(|h| h == w)).with_context(|| {
+        wanted.iter().find_map(|w| header.iter().position(|h| h.trim() == *w)).with_context(|| {
             format!(
-                "{}:1: no {what} column {} in the header [{}]; pass --{what}-column",
+                "{}:1: no {what} column {} in the header; its columns are [{}]; pass --{what}-column",
                 path.display(),
                 wanted.join(" or "),
                 header.join(", ")
@@ -138,7 +145,24 @@ fn open(path: &Path) -> Result<BufReader<File>> {
         "{} is a directory; pass --format imdb for an IMDB folder",
         path.display()
     );
-    Ok(BufReader::new(file))
+    let mut reader = BufReader::new(file);
+    // A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first header name.
+    let bom = reader.fill_buf().with_context(|| format!("cannot read {}", path.display()))?.starts_with(BOM);
+    if bom {
+        reader.consume(BOM.len());
+    }
+    Ok(reader)
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The error for bytes that are not UTF-8 at `place` (`file:line`).
+fn not_utf8(place: impl fmt::Display, error: std::str::Utf8Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{place}: not UTF-8 (invalid byte at offset {}); convert the file first, e.g. for GBK: \
+         iconv -f GBK -t UTF-8 IN > OUT",
+        error.valid_up_to()
+    )
 }
 
 /// Reads `reader`'s lines as UTF-8 (a trailing `\r` dropped), naming `source` and the line of
@@ -153,33 +177,57 @@ pub fn lines<'a>(
         if bytes.last() == Some(&b'\r') {
             bytes.pop();
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            anyhow::anyhow!("{source}:{line}: invalid UTF-8 at byte {}", e.utf8_error().valid_up_to())
-        })?;
+        let text =
+            String::from_utf8(bytes).map_err(|e| not_utf8(format!("{source}:{line}"), e.utf8_error()))?;
         Ok((line, text))
     })
 }
 
 fn load_delimited(path: &Path, format: Format, columns: &Columns) -> Result<Vec<Example>> {
-    let mut records = Records { lines: lines(path.display(), open(path)?), csv: format == Format::Csv, path };
-    let Some((_, header)) = records.next_record()? else {
+    let tsv = format == Format::Tsv;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(if tsv { b'\t' } else { b',' })
+        .quoting(!tsv) // TSV (SST-2, CLUE) has no quoting: a `"` is text
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(open(path)?);
+    let mut records = reader.byte_records();
+    let mut next = || -> Result<Option<(usize, Vec<String>)>> {
+        let Some(record) = records.next() else { return Ok(None) };
+        let record = record.map_err(|e| delimited_error(path, e))?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let fields = record
+            .iter()
+            .map(|f| std::str::from_utf8(f).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| not_utf8(format!("{}:{line}", path.display()), e))?;
+        Ok(Some((line, fields)))
+    };
+    let Some((_, header)) = next()? else {
         bail!("{}: empty file (expected a header row)", path.display());
     };
     let text_col = Columns::pick(path, &header, &columns.text, &TEXT_COLUMNS, "text")?;
     let label_col = Columns::pick(path, &header, &columns.label, &LABEL_COLUMNS, "label")?;
     let mut examples = Vec::new();
-    while let Some((line, fields)) = records.next_record()? {
+    while let Some((line, mut fields)) = next()? {
         if fields.len() == 1 && fields[0].is_empty() {
             continue; // blank line
         }
-        ensure!(
-            fields.len() == header.len(),
-            "{}:{line}: {} fields, the header has {}",
-            path.display(),
-            fields.len(),
-            header.len()
-        );
-        let mut fields = fields;
+        if fields.len() != header.len() {
+            // A quote left open runs its field on to the end of the file.
+            let open_quote = !tsv && fields.iter().any(|f| f.contains('\n'));
+            bail!(
+                "{}:{line}: {} fields, the header has {}{}",
+                path.display(),
+                fields.len(),
+                header.len(),
+                if open_quote {
+                    " (a quoted field runs over several lines: is a quote left open?)"
+                } else {
+                    ""
+                }
+            );
+        }
         let label = std::mem::take(&mut fields[label_col]).trim().to_owned();
         ensure!(!label.is_empty(), "{}:{line}: empty label", path.display());
         let text = std::mem::take(&mut fields[text_col]);
@@ -188,50 +236,14 @@ fn load_delimited(path: &Path, format: Format, columns: &Columns) -> Result<Vec<
     Ok(examples)
 }
 
-/// Splits lines into records: tab-separated (no quoting), or RFC 4180 CSV.
-struct Records<'p, I> {
-    lines: I,
-    csv: bool,
-    path: &'p Path,
-}
-
-impl<I: Iterator<Item = Result<(usize, String)>>> Records<'_, I> {
-    /// The next record and the line it starts on.
-    fn next_record(&mut self) -> Result<Option<(usize, Vec<String>)>> {
-        let Some(first) = self.lines.next() else { return Ok(None) };
-        let (start, text) = first?;
-        if !self.csv {
-            return Ok(Some((start, text.split('\t').map(str::to_owned).collect())));
+/// A `csv` error as one line naming the file and line.
+fn delimited_error(path: &Path, error: csv::Error) -> anyhow::Error {
+    let line = error.position().map_or(String::new(), |p| format!(":{}", p.line()));
+    match error.into_kind() {
+        csv::ErrorKind::Io(e) => {
+            anyhow::Error::new(e).context(format!("cannot read {}{line}", path.display()))
         }
-        let (mut fields, mut field, mut quoted, mut text) = (Vec::new(), String::new(), false, text);
-        loop {
-            let mut chars = text.chars().peekable();
-            while let Some(c) = chars.next() {
-                match (quoted, c) {
-                    (true, '"') if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
-                    }
-                    (true, '"') => quoted = false,
-                    (true, c) => field.push(c),
-                    (false, '"') if field.is_empty() => quoted = true,
-                    (false, ',') => fields.push(std::mem::take(&mut field)),
-                    (false, c) => field.push(c),
-                }
-            }
-            if !quoted {
-                fields.push(field);
-                return Ok(Some((start, fields)));
-            }
-            // A quoted field goes on over the line break.
-            match self.lines.next() {
-                Some(next) => {
-                    field.push('\n');
-                    text = next?.1;
-                }
-                None => bail!("{}:{start}: unterminated quoted field", self.path.display()),
-            }
-        }
+        other => anyhow::anyhow!("{}{line}: {other:?}", path.display()),
     }
 }
 

@@ -7,5 +7,5 @@ pub mod vocab;
 
 pub use batcher::{Batch, Encoded};
 pub use dataset::{Columns, Example, Format, LabelSet};
-pub use tokenizer::{Tokenizer, TokenizerConfig};
+pub use tokenizer::{Tokenizer, TokenizerConfig, TokenizerMode};
 pub use vocab::Vocab;
