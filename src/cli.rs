@@ -314,6 +314,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut vs = tch::nn::VarStore::new(Device::Cpu);
     let model = TextClassifier::new(&vs.root(), model_config)?;
     vs.set_device(device);
+    model.flatten_parameters()?; // as PyTorch's model.to(device) does on CUDA; a no-op on the CPU
     let checkpoint_config =
         CheckpointConfig::new(model_config, tokenizer.config(), args.max_len, &vocab, &labels);
     let options = TrainOptions {
