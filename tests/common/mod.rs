@@ -72,3 +72,15 @@ pub fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Whether this process can use a CUDA device; when not, says on the real stderr (not the
+/// test harness's captured output, so it shows in `cargo test`'s output) that `test` is skipped.
+pub fn cuda_or_skip(test: &str) -> bool {
+    use std::io::Write;
+    if lstm_tch::device::cuda_device_count() > 0 {
+        return true;
+    }
+    let why = lstm_tch::device::cuda_support();
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: no CUDA device ({why})");
+    false
+}
