@@ -181,6 +181,7 @@ fn text_epochs(args: &BenchArgs) -> Result<(Vec<f64>, usize, Option<f64>)> {
         let options = TrainOptions {
             epochs: 1,
             batch_size: defaults.batch_size,
+            bucket: false,
             adam: args.adam,
             adam_config: AdamConfig::with_lr(defaults.lr),
             clip_grad_norm: None,
