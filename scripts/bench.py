@@ -67,6 +67,10 @@ def run_json(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{out.stderr}")
+    if out.stderr.strip():  # a libtorch warning, say: shown, never swallowed
+        side = "pytorch" if str(cmd[1]).endswith("bench_worker.py") else "rust"
+        for line in out.stderr.strip().splitlines():
+            print(f"bench: {side} stderr ({' '.join(map(str, cmd[1:3]))}): {line}", file=sys.stderr)
     return json.loads(out.stdout)
 
 
