@@ -53,11 +53,13 @@ fn run(config: ArticleConfig) -> Result<()> {
     let model_config = config.model_config();
     let num_epochs = config.epochs;
 
-    // model, built (and so initialised) on the CPU like PyTorch's, then moved
+    // model, built (and so initialised) on the CPU like PyTorch's, then moved: `model.to(device)`,
+    // which on CUDA also packs the LSTM's weights into one cuDNN buffer (flatten_parameters)
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = LstmClassifier::new(&vs.root(), model_config)?;
     let initial_parameters = state_dict_values(&vs)?;
     vs.set_device(device);
+    model.flatten_parameters()?;
     let mut optimizer = Adam::new(config.adam, &vs, config.adam_config())?;
 
     // train

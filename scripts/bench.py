@@ -9,8 +9,15 @@ are `lstm-tch bench WORKLOAD` against `scripts/bench_worker.py WORKLOAD`; whole 
 
     scripts/bench.sh                      # builds in release, then runs this
     .venv/bin/python scripts/bench.py --threads 1 2 --rounds 5 --json bench.json --plot bench.png
+    scripts/bench.sh --device cuda --threads 1 --rounds 3     # the device suite, on the GPU
 
 Run it on an otherwise idle machine: a busy second core can slow libtorch's threads 20x.
+
+`--device cuda` (or `--suite device`) runs the device suite instead: the article step, the medium
+step, one training epoch of `train`'s default model, bidirectional, over a synthetic SST-2-size
+file (70,000 sentences from scripts/make_scale_data.py; loaded beforehand, untimed) with the
+default batches and with `--bucket`, and in-process predict, each timed with a synchronize after
+every repetition on both sides. The whole-process rows are the CPU suite's only.
 """
 
 import argparse
@@ -24,6 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from make_scale_data import write_sst2  # noqa: E402
 PY = sys.executable
 PEAK_GFLOPS = 320.0  # 2 cores × 2.5 GHz × AVX-512 FMA (2 × 16 fp32 lanes × 2 FLOPs)
 SENTENCE = "The acting was great, but the plot was far too long."
@@ -37,12 +46,31 @@ WORKLOADS = [
     ("text training, 1 epoch", ["text"], ["text"], (1, 3), "texts/s", (">=", 1.3)),
     ("predict, in process p50", ["predict"], ["predict"], (20, 300), "ms", ("<=", 0.5)),
 ]
+TEXT_SST2 = "text training, 1 epoch, SST-2 size"
+TEXT_SST2_BUCKET = "text training, 1 epoch, SST-2 size, --bucket"
+
+
+def device_workloads(data):
+    """The device suite, same tuple layout as WORKLOADS: what a GPU is for. The text rows train
+    `train`'s default model, bidirectional, on `data` (warm-up: one epoch over 2,000 texts)."""
+    text = ["text", "--data", str(data), "--bidirectional"]
+    return [
+        ("article step", ["article"], ["article"], (50, 300), "ms", None),
+        ("medium step", ["medium"], ["medium"], (3, 15), "ms", ("<=", 1.0)),
+        (TEXT_SST2, text, text, (1, 1), "texts/s", (">=", 1.2)),
+        (TEXT_SST2_BUCKET, text + ["--bucket"], text + ["--bucket"], (1, 1), "texts/s", None),
+        ("predict, in process p50", ["predict"], ["predict"], (20, 300), "ms", None),
+    ]
 
 
 def run_json(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{out.stderr}")
+    if out.stderr.strip():  # a libtorch warning, say: shown, never swallowed
+        side = "pytorch" if str(cmd[1]).endswith("bench_worker.py") else "rust"
+        for line in out.stderr.strip().splitlines():
+            print(f"bench: {side} stderr ({' '.join(map(str, cmd[1:3]))}): {line}", file=sys.stderr)
     return json.loads(out.stdout)
 
 
@@ -80,27 +108,42 @@ def main():
     ap.add_argument("--article-bin", type=Path, default=ROOT / "target" / "release" / "examples" / "article")
     ap.add_argument("--json", type=Path, help="also write every measurement as JSON")
     ap.add_argument("--plot", type=Path, help="draw the ratios as a bar chart (PNG)")
+    ap.add_argument("--device", default="cpu", help="where both sides run: cpu, cuda, cuda:N (default cpu)")
+    ap.add_argument("--suite", choices=["cpu", "device"], help="workload set [default: cpu on the CPU, else device]")
+    ap.add_argument("--text-data", type=Path, help="device suite: the text file [default: a synthetic SST-2-size TSV]")
+    ap.add_argument("--text-size", type=int, default=70_000, help="device suite: sentences in the synthetic file")
+    ap.add_argument("--python", default=PY, help="the Python that runs PyTorch's side (default: this one)")
     args = ap.parse_args()
     for binary in (args.rust_bin, args.article_bin):
         if not binary.exists():
             sys.exit(f"bench: {binary} not found; run scripts/bench.sh (cargo build --release --bins --examples)")
     rounds = 1 if args.quick else args.rounds
+    suite = args.suite or ("cpu" if args.device == "cpu" else "device")
+    py = args.python
 
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(tmp) / "ckpt"
         train = [args.rust_bin, "train", "--quiet", "--out", ckpt, "--threads", "2"]
         subprocess.run(train + (["--epochs", "1"] if args.quick else []), check=True, cwd=ROOT, capture_output=True)
-        rows, results = [], []
+        workloads = WORKLOADS
+        if suite == "device":
+            data = args.text_data
+            if data is None:
+                data = Path(tmp) / "sst2_size.tsv"
+                write_sst2(data, 300 if args.quick else args.text_size)
+            workloads = device_workloads(data)
+        rows, results, device_name = [], [], args.device
         for threads in args.threads:
-            for name, rust_args, py_args, (warmup, reps), unit, target in WORKLOADS:
+            for name, rust_args, py_args, (warmup, reps), unit, target in workloads:
                 if args.quick:
-                    warmup, reps = 1, 2
-                extra = ["--threads", str(threads), "--warmup", str(warmup), "--reps", str(reps)]
+                    warmup, reps = 1, (1 if rust_args[0] == "text" and suite == "device" else 2)
+                extra = ["--threads", str(threads), "--warmup", str(warmup), "--reps", str(reps), "--device", args.device]
                 extra += ["--checkpoint", str(ckpt), "--sentence", SENTENCE] if rust_args[0] == "predict" else []
                 extra += ["--shrink", "8"] if args.quick and rust_args[0] == "medium" else []
                 rust = lambda: run_json([args.rust_bin, "bench", *rust_args, *extra])  # noqa: E731
-                python = lambda: run_json([PY, "scripts/bench_worker.py", *py_args, *extra])  # noqa: E731
+                python = lambda: run_json([py, "scripts/bench_worker.py", *py_args, *extra])  # noqa: E731
                 r, p = alternate(rounds, rust, python)
+                device_name = p[0].get("device_name", device_name)
                 summary = lambda rs: statistics.median(statistics.median(x["times_ms"]) for x in rs)  # noqa: E731
                 rust_ms, py_ms = summary(r), summary(p)
                 entry = dict(workload=name, threads=threads, rust_ms=rust_ms, pytorch_ms=py_ms, target=target)
@@ -118,13 +161,21 @@ def main():
                     if not args.quick:
                         results.append(dict(workload="predict, in process p99", threads=threads, rust=p99(r), pytorch=p99(p), ratio=p99(r) / p99(p), target=None, unit="ms"))
                 entry["unit"] = unit
+                if suite == "device":
+                    entry["peak"] = None  # PEAK_GFLOPS is this CPU's
                 results.append(entry)
                 print(f"  measured {name}, {threads} thread(s)", file=sys.stderr, flush=True)
+            if suite == "device":
+                # The --bucket target is against the PyTorch program with its default batches.
+                find = lambda n: next(e for e in results if e["workload"] == n and e["threads"] == threads)  # noqa: E731
+                bucket, plain = find(TEXT_SST2_BUCKET), find(TEXT_SST2)
+                results.append(dict(workload="--bucket (Rust) vs default batches (PyTorch)", threads=threads, rust=bucket["rust"], pytorch=plain["pytorch"], ratio=bucket["rust"] / plain["pytorch"], target=(">=", 2.0), unit="texts/s"))
+                continue
 
             # Whole processes: wall time and peak memory.
             t = ["--threads", str(threads)]
             rust_predict = [args.rust_bin, "predict", "--checkpoint", ckpt, *t, SENTENCE]
-            py_predict = [PY, "scripts/predict_oneshot.py", "--checkpoint", ckpt, *t, SENTENCE]
+            py_predict = [py, "scripts/predict_oneshot.py", "--checkpoint", ckpt, *t, SENTENCE]
             r, p = alternate(rounds, lambda: timed_process(rust_predict), lambda: timed_process(py_predict))
             wall = lambda xs: statistics.median(x[0] for x in xs) * 1e3  # noqa: E731
             peak = lambda xs: max(x[1] for x in xs)  # noqa: E731
@@ -137,7 +188,7 @@ def main():
             results.append(dict(workload="predict, whole process, CUDA loaded", threads=threads, rust=wall(r), pytorch=wall(p), ratio=wall(r) / wall(p), target=None, unit="ms"))
             results.append(dict(workload="peak memory, predict, CUDA loaded", threads=threads, rust=peak(r), pytorch=peak(p), ratio=peak(r) / peak(p), target=None, unit="MiB"))
             epochs = ["--epochs", "2"] if args.quick else []
-            ra, pa = alternate(rounds, lambda: timed_process([args.article_bin, *t, *epochs]), lambda: timed_process([PY, "scripts/reference.py", *t, *epochs]))
+            ra, pa = alternate(rounds, lambda: timed_process([args.article_bin, *t, *epochs]), lambda: timed_process([py, "scripts/reference.py", *t, *epochs]))
             results.append(dict(workload="peak memory, article run", threads=threads, rust=peak(ra), pytorch=peak(pa), ratio=peak(ra) / peak(pa), target=("<=", 0.25), unit="MiB"))
             results.append(dict(workload="article run, whole process", threads=threads, rust=wall(ra), pytorch=wall(pa), ratio=wall(ra) / wall(pa), target=None, unit="ms"))
             print(f"  measured whole processes, {threads} thread(s)", file=sys.stderr, flush=True)
@@ -147,10 +198,14 @@ def main():
     header = ["workload", "threads", "Rust", "PyTorch", "Rust/PyTorch", "target", ""]
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
-    print(f"medians of {rounds} alternating round(s); same libtorch; fp32 peak {PEAK_GFLOPS:.0f} GFLOP/s")
+    if suite == "device":
+        print(f"medians of {rounds} alternating round(s); same libtorch; device {args.device} ({device_name}); on CUDA every repetition ends with a synchronize")
+    else:
+        print(f"medians of {rounds} alternating round(s); same libtorch; fp32 peak {PEAK_GFLOPS:.0f} GFLOP/s")
     print("\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]))
     if args.json:
-        args.json.write_text(json.dumps(dict(rounds=rounds, quick=args.quick, results=results), indent=1) + "\n")
+        out = dict(rounds=rounds, quick=args.quick, suite=suite, device=args.device, device_name=device_name, results=results)
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
     if args.plot:
         plot(args.plot, results)
 
@@ -166,8 +221,11 @@ def fmt(value, unit):
 def format_row(e):
     unit = e["unit"]
     rust, py = fmt(e["rust"], unit), fmt(e["pytorch"], unit)
-    if "rust_gflops" in e:
+    if "rust_gflops" in e and e.get("peak", PEAK_GFLOPS):
         rust += f" ({e['rust_gflops']:.1f} GFLOP/s, {100 * e['rust_gflops'] / PEAK_GFLOPS:.0f}% of peak)"
+        py += f" ({e['pytorch_gflops']:.1f} GFLOP/s)"
+    elif "rust_gflops" in e:
+        rust += f" ({e['rust_gflops']:.1f} GFLOP/s)"
         py += f" ({e['pytorch_gflops']:.1f} GFLOP/s)"
     target, met = "", ""
     if e.get("target"):

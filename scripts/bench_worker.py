@@ -5,6 +5,12 @@ scripts/bench.py. The models and loops are the article's (reference.py) and the 
 (text_reference.py); the text workload includes loading, tokenizing and batching, as in Rust.
 
     python scripts/bench_worker.py article --threads 1 --warmup 20 --reps 100
+    python scripts/bench_worker.py text --device cuda --data sst2_size.tsv --bidirectional --bucket
+
+`--device cuda` runs on the GPU at PyTorch's defaults there (`model.to(device)`, which flattens
+the LSTM's weights; the foreach Adam) and ends every repetition with `torch.cuda.synchronize()`.
+`--data FILE` makes `text` an epoch over that file, loaded and encoded beforehand (untimed),
+after a warm-up epoch over its first 2,000 texts, as `lstm-tch bench text --data` does.
 """
 
 import argparse
@@ -29,22 +35,32 @@ TEXT_DEFAULTS = dict(embedding_dim=64, hidden_size=128, num_layers=1, bidirectio
 BATCH_SIZE, LR, MAX_LEN = 32, 0.005, 256
 
 
+DEVICE = torch.device("cpu")
+
+
+def synchronize():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def time_reps(warmup, reps, body):
     for _ in range(warmup):
         body()
+    synchronize()
     times = []
     for _ in range(reps):
         start = time.perf_counter()
         body()
+        synchronize()
         times.append((time.perf_counter() - start) * 1e3)
     return times
 
 
 def training_steps(args, input_size, hidden_size, num_layers, batch, seq_len):
     torch.manual_seed(0)
-    inputs = torch.randn(batch, seq_len, input_size)
-    labels = torch.tensor([i % 2 for i in range(batch)])
-    model = reference.LSTMModel(input_size, hidden_size, num_layers, 2)
+    inputs = torch.randn(batch, seq_len, input_size).to(DEVICE)
+    labels = torch.tensor([i % 2 for i in range(batch)]).to(DEVICE)
+    model = reference.LSTMModel(input_size, hidden_size, num_layers, 2).to(DEVICE)
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.Adam(model.parameters(), lr=0.001)
 
@@ -61,9 +77,10 @@ def training_steps(args, input_size, hidden_size, num_layers, batch, seq_len):
     return times, batch, 3.0 * forward
 
 
-def text_epoch():
-    """One epoch of `lstm-tch train` with its defaults, loading included; returns the texts."""
-    with open(ROOT / "data" / "sample" / "train.tsv", encoding="utf-8", newline="") as f:
+def prepare_text(path):
+    """`lstm-tch train`'s data preparation with its defaults: (token ids, labels, vocabulary size,
+    number of classes)."""
+    with open(path, encoding="utf-8", newline="") as f:
         rows = [r for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)]
     labels = sorted({r["label"] for r in rows})
     tokenized = [tr.tokenize(r["sentence"]) for r in rows]
@@ -72,15 +89,20 @@ def text_epoch():
     ids = {t: i for i, t in enumerate(vocab)}
     encoded = [tr.encode(tokens, ids, MAX_LEN) for tokens in tokenized]
     targets = [labels.index(r["label"]) for r in rows]
+    return encoded, targets, len(vocab), len(labels)
+
+
+def train_epoch(encoded, targets, vocab_size, num_classes, bidirectional=False, bucket=False):
+    """One epoch of `lstm-tch train`'s default model from seed 0, on DEVICE."""
     torch.manual_seed(0)
-    model = tr.TextLSTM(len(vocab), num_classes=len(labels), **TEXT_DEFAULTS)
+    config = dict(TEXT_DEFAULTS, bidirectional=bidirectional)
+    model = tr.TextLSTM(vocab_size, num_classes=num_classes, **config).to(DEVICE)
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.Adam(model.parameters(), lr=LR)
     model.train()
-    order = torch.randperm(len(encoded)).tolist()
-    for start in range(0, len(encoded), BATCH_SIZE):
-        tokens, lengths, y = tr.make_batch(encoded, targets, order[start : start + BATCH_SIZE])
-        loss = criterion(model(tokens, lengths), y)
+    for indices in tr.epoch_batches(encoded, BATCH_SIZE, bucket):
+        tokens, lengths, y = tr.make_batch(encoded, targets, indices)
+        loss = criterion(model(tokens.to(DEVICE), lengths), y.to(DEVICE))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -88,15 +110,35 @@ def text_epoch():
     return len(encoded)
 
 
+def text_epoch(args):
+    """One epoch of `lstm-tch train` with its defaults on the sample data, loading included."""
+    data = prepare_text(ROOT / "data" / "sample" / "train.tsv")
+    return train_epoch(*data, bidirectional=args.bidirectional, bucket=args.bucket)
+
+
+def text_epochs(args):
+    if args.data is None:
+        n = []
+        times = time_reps(min(args.warmup, 1), args.reps, lambda: n.append(text_epoch(args)))
+        return times, n[-1], None
+    encoded, targets, vocab_size, num_classes = prepare_text(args.data)
+    if args.warmup > 0:
+        head = min(len(encoded), 2000)
+        train_epoch(encoded[:head], targets[:head], vocab_size, num_classes, args.bidirectional, args.bucket)
+    epoch = lambda: train_epoch(encoded, targets, vocab_size, num_classes, args.bidirectional, args.bucket)  # noqa: E731
+    return time_reps(0, args.reps, epoch), len(encoded), None
+
+
 def predictions(args):
     model, config = tr.load_checkpoint(args.checkpoint)
+    model.to(DEVICE)
     ids = {t: i for i, t in enumerate(config["vocab"])}
     lowercase = config["tokenizer"]["lowercase"]
 
     def predict():
         tokens = tr.encode(tr.tokenize(args.sentence, lowercase), ids, config["max_len"])
         with torch.no_grad():
-            logits = model(torch.tensor([tokens]), torch.tensor([len(tokens)]))
+            logits = model(torch.tensor([tokens]).to(DEVICE), torch.tensor([len(tokens)]))
             torch.softmax(logits, dim=1).tolist()
 
     return time_reps(args.warmup, args.reps, predict), 1, None
@@ -111,20 +153,25 @@ def main():
     p.add_argument("--checkpoint", default=str(ROOT / "runs" / "sentiment"))
     p.add_argument("--sentence", default="The acting was great, but the plot was far too long.")
     p.add_argument("--shrink", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--data", help="text: train on this TSV (sentence, label), loaded beforehand")
+    p.add_argument("--bucket", action="store_true", help="text: length-bucketed batches")
+    p.add_argument("--bidirectional", action="store_true", help="text: a bidirectional LSTM")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.workload == "article":
         times, items, flops = training_steps(args, 1, 64, 1, 2, 5)
     elif args.workload == "medium":
         s = args.shrink
         times, items, flops = training_steps(args, 32 // s, 256 // s, 2, 64 // s, 50 // s)
     elif args.workload == "text":
-        n = []
-        times = time_reps(min(args.warmup, 1), args.reps, lambda: n.append(text_epoch()))
-        items, flops = n[-1], None
+        times, items, flops = text_epochs(args)
     else:
         times, items, flops = predictions(args)
-    print(json.dumps(dict(workload=args.workload, threads=args.threads, times_ms=times, items=items, flops=flops)))
+    name = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else DEVICE.type
+    print(json.dumps(dict(workload=args.workload, threads=args.threads, device=str(DEVICE), device_name=name, times_ms=times, items=items, flops=flops)))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ Exit status:
   --adam pytorch   non-zero on any difference at all (the port is bit-identical);
   --adam libtorch  non-zero when a loss drifts by more than 1e-5 or a prediction differs (or
                    anything before the first update differs);
-  --exact          hold every mode to bit-identity (to see libtorch's Adam differ).
+  --exact          hold every mode to bit-identity (to see libtorch's Adam differ);
+  and in every mode, non-zero when the Rust run writes anything to stderr (a libtorch warning).
 
     .venv/bin/python scripts/compare.py                       # article + wide, seeds 0 1 2 42
     .venv/bin/python scripts/compare.py --adam both --plot losses.png
+    .venv/bin/python scripts/compare.py --foreach on          # torch.optim.Adam(foreach=True)
+    .venv/bin/python scripts/compare.py --device cuda         # PyTorch's CUDA defaults (foreach)
 """
 
 import argparse
@@ -79,10 +82,11 @@ def compare_field(name, rust, python):
     return False, worst, text
 
 
-def run_rust(binary, config, seed, adam, threads):
+def run_rust(binary, config, seed, adam, threads, device="cpu", foreach="auto"):
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
         cmd = [str(binary), "--seed", str(seed), "--adam", adam, "--report", str(report_path)]
+        cmd += ["--device", device, "--foreach", foreach]
         cmd += [arg for key, value in config.items() for arg in (f"--{key.replace('_', '-')}", str(value))]
         if threads:
             cmd += ["--threads", str(threads)]
@@ -91,14 +95,15 @@ def run_rust(binary, config, seed, adam, threads):
             sys.exit(f"compare: {' '.join(cmd)} failed:\n{proc.stderr}")
         report = json.loads(report_path.read_text())
     report["printed"] = proc.stdout.rstrip("\n")
+    report["stderr"] = proc.stderr
     return report
 
 
-def run_python(config, seed, threads):
+def run_python(config, seed, threads, device="cpu", foreach="auto"):
     args = reference.parser().parse_args([])
     for key, value in config.items():
         setattr(args, key, value)
-    args.seed, args.threads = seed, threads
+    args.seed, args.threads, args.device, args.foreach = seed, threads, device, foreach
     printed = io.StringIO()
     report = reference.run(args, out=printed)
     report["printed"] = printed.getvalue().rstrip("\n")
@@ -143,6 +148,9 @@ def main():
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     p.add_argument("--adam", choices=["pytorch", "libtorch", "both"], default="pytorch")
     p.add_argument("--threads", type=int, default=1, help="libtorch threads on both sides (default 1)")
+    p.add_argument("--device", default="cpu", help="where both sides train: cpu, cuda, cuda:N (default cpu)")
+    p.add_argument("--foreach", choices=list(reference.FOREACH), default="auto",
+                   help="torch.optim.Adam's foreach on both sides (default auto: PyTorch's default)")
     p.add_argument("--rust-bin", type=Path, default=ROOT / "target" / "debug" / "examples" / "article")
     p.add_argument("--exact", action="store_true", help="require bit-identity in libtorch mode too")
     p.add_argument("--plot", type=Path, help="draw both sides' loss curves into this PNG")
@@ -151,14 +159,16 @@ def main():
         sys.exit(f"compare: {args.rust_bin} not found; build it with `cargo build --examples`")
 
     modes = ["pytorch", "libtorch"] if args.adam == "both" else [args.adam]
-    runs, failed = [], False
+    runs, failed, warned = [], False, []
     for adam in modes:
         exact = adam == "pytorch" or args.exact
         rows = []
         for name in args.configs:
             for seed in args.seeds:
-                python = run_python(CONFIGS[name], seed, args.threads)
-                rust = run_rust(args.rust_bin, CONFIGS[name], seed, adam, args.threads)
+                python = run_python(CONFIGS[name], seed, args.threads, args.device, args.foreach)
+                rust = run_rust(args.rust_bin, CONFIGS[name], seed, adam, args.threads, args.device, args.foreach)
+                if rust["stderr"].strip():
+                    warned.append(f"{name} seed {seed} ({adam}): {rust['stderr'].strip()}")
                 runs.append(dict(config=name, seed=seed, adam=adam, rust=rust, python=python))
                 cells = []
                 for field in FIELDS:
@@ -172,10 +182,15 @@ def main():
                         failed = True
                 rows.append([name, seed] + cells)
         rule = "every float32 bit must match" if exact else f"losses within {LIBTORCH_LOSS_TOLERANCE:g}, same predictions"
-        print(f"\n--adam {adam} ({rule}; {args.threads} thread(s) each side)")
+        where = f"{args.threads} thread(s) each side" + ("" if args.device == "cpu" else f", on {args.device}")
+        where += "" if args.foreach == "auto" else f", foreach {args.foreach}"
+        print(f"\n--adam {adam} ({rule}; {where})")
         print(table(rows, ["config", "seed"] + [f.replace("_parameters", " params") for f in FIELDS]))
     if args.plot:
         plot(args.plot, runs)
+    for line in warned:
+        print(f"compare: the Rust run wrote to stderr: {line}")
+    failed = failed or bool(warned)
     print("\ncompare: " + ("FAILED: the runs differ beyond the rule above" if failed else "OK"))
     return 1 if failed else 0
 

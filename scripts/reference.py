@@ -2,8 +2,8 @@
 
 The model and training code are the article's (../shared/docs/article.md). Added only: argparse
 for the same flags as `examples/article.rs` (but `--adam`: this *is* torch.optim.Adam),
-`torch.manual_seed`, `torch.set_num_threads`, the device, and the same JSON report. One line
-of the model changed: h0/c0 are created on the input's device (the article's CPU-only zeros
+`torch.manual_seed`, `torch.set_num_threads`, the device, Adam's `foreach` (`--foreach auto` is
+PyTorch's default, `foreach=None`), and the same JSON report. One line of the model changed: h0/c0 are created on the input's device (the article's CPU-only zeros
 fail on a GPU); on the CPU the numbers are the same.
 
     python scripts/reference.py [--seed 0] [--report run.json]     # prints tensor([0, 1])
@@ -36,6 +36,10 @@ class LSTMModel(nn.Module):
         return out
 
 
+# torch.optim.Adam's `foreach` argument: None (the default) is multi-tensor on CUDA only.
+FOREACH = {"auto": None, "on": True, "off": False}
+
+
 def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=0)
@@ -48,6 +52,7 @@ def parser():
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--foreach", choices=list(FOREACH), default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--report", default=None)
     return p
@@ -86,7 +91,7 @@ def run(args, out=sys.stdout):
     initial_parameters = state_dict(model)
     model.to(device)
     criterion = nn.CrossEntropyLoss()
-    optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = optim.Adam(model.parameters(), lr=args.lr, foreach=FOREACH[args.foreach])
 
     # train
     losses = []

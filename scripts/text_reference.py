@@ -9,6 +9,10 @@ hyperparameters), so tokenization is not part of what is compared.
     python scripts/text_reference.py train --encoded enc.json --threads 1 --report py.json
     # logits of a Rust checkpoint (model.safetensors + config.json) on one split:
     python scripts/text_reference.py logits --checkpoint runs/sentiment --encoded enc.json --split test
+
+`--device cuda` runs either on the GPU (`model.to(device)`, PyTorch's defaults there). When the
+export says `"bucket": true` (`train --bucket`), batches are length-bucketed as lstm-tch draws
+them (`epoch_batches`).
 """
 
 import argparse
@@ -83,6 +87,26 @@ def make_batch(ids, labels, indices):
     return tokens, lengths, torch.tensor([labels[i] for i in indices])
 
 
+# `train --bucket`: batches per pool sorted by length (src/data/batcher.rs, BUCKET_POOL_BATCHES).
+BUCKET_POOL_BATCHES = 100
+
+
+def epoch_batches(ids, batch_size, bucket):
+    """One epoch's batches of text indices, drawn exactly as lstm-tch draws them.
+
+    torch.randperm over the texts; without bucketing, cut into batches. With it: cut into pools
+    of BUCKET_POOL_BATCHES batches, each pool sorted by length (stable: ties keep the shuffled
+    order) and cut into batches, then the batches ordered by a second torch.randperm."""
+    order = torch.randperm(len(ids)).tolist()
+    if not bucket:
+        return [order[start : start + batch_size] for start in range(0, len(ids), batch_size)]
+    pool, batches = batch_size * BUCKET_POOL_BATCHES, []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: len(ids[i]))
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in torch.randperm(len(batches)).tolist()]
+
+
 def f32_list(values):
     return [float(str(np.float32(v))) for v in values]
 
@@ -92,7 +116,8 @@ def train(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(data["seed"])
-    model = TextLSTM(**data["model"])
+    device = torch.device(args.device)
+    model = TextLSTM(**data["model"]).to(device)
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.Adam(model.parameters(), lr=data["lr"])
     ids, labels, bs = data["train"]["ids"], data["train"]["labels"], data["batch_size"]
@@ -100,11 +125,10 @@ def train(args):
     epochs = []
     for epoch in range(data["epochs"]):
         model.train()
-        order = torch.randperm(len(ids)).tolist()
         losses = []
-        for start in range(0, len(ids), bs):
-            tokens, lengths, targets = make_batch(ids, labels, order[start : start + bs])
-            loss = criterion(model(tokens, lengths), targets)
+        for indices in epoch_batches(ids, bs, data.get("bucket", False)):
+            tokens, lengths, targets = make_batch(ids, labels, indices)
+            loss = criterion(model(tokens.to(device), lengths), targets.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -123,13 +147,15 @@ def logits(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _ = load_checkpoint(args.checkpoint)
+    device = torch.device(args.device)
+    model.to(device)
     ids = data[args.split]["ids"]
     out = []
     with torch.no_grad():
         for start in range(0, len(ids), args.batch_size):
             indices = list(range(start, min(start + args.batch_size, len(ids))))
             tokens, lengths, _ = make_batch(ids, [0] * len(ids), indices)
-            out.append(model(tokens, lengths))
+            out.append(model(tokens.to(device), lengths).cpu())
     print(json.dumps({"logits": f32_list(torch.cat(out).flatten().numpy())}))
 
 
@@ -139,6 +165,7 @@ def main():
     t = sub.add_parser("train", help="train from the exported data; print per-batch losses")
     t.add_argument("--encoded", required=True)
     t.add_argument("--threads", type=int)
+    t.add_argument("--device", default="cpu")
     t.add_argument("--report")
     t.set_defaults(run=train)
     g = sub.add_parser("logits", help="logits of a Rust checkpoint on one split")
@@ -147,6 +174,7 @@ def main():
     g.add_argument("--split", default="test", choices=["train", "dev", "test"])
     g.add_argument("--batch-size", type=int, default=256)
     g.add_argument("--threads", type=int)
+    g.add_argument("--device", default="cpu")
     g.set_defaults(run=logits)
     args = p.parse_args()
     args.run(args)

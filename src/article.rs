@@ -10,7 +10,11 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::{device::DeviceSpec, model::LstmConfig, optim::AdamConfig, optim::AdamImpl};
+use crate::{
+    device::DeviceSpec,
+    model::LstmConfig,
+    optim::{AdamConfig, AdamImpl, Foreach},
+};
 
 /// Every flag of the article run. The defaults are the article's.
 #[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
@@ -46,6 +50,11 @@ pub struct ArticleConfig {
     /// libtorch's C++ Adam.
     #[arg(long, value_enum, default_value_t)]
     pub adam: AdamImpl,
+    /// `torch.optim.Adam`'s `foreach` for `--adam pytorch`: auto (PyTorch's default:
+    /// multi-tensor on CUDA, single-tensor on the CPU), on or off.
+    #[arg(long, value_enum, default_value_t)]
+    #[serde(default)]
+    pub foreach: Foreach,
     /// Device: cpu, cuda, cuda:N, mps or auto.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
@@ -70,6 +79,7 @@ impl Default for ArticleConfig {
             epochs: 200,
             lr: 0.001,
             adam: AdamImpl::Pytorch,
+            foreach: Foreach::Auto,
             device: DeviceSpec::Cpu,
             threads: None,
             report: None,
@@ -103,9 +113,9 @@ impl ArticleConfig {
         }
     }
 
-    /// Adam with PyTorch's defaults and this run's learning rate.
+    /// Adam with PyTorch's defaults and this run's learning rate and `--foreach`.
     pub fn adam_config(&self) -> AdamConfig {
-        AdamConfig::with_lr(self.lr)
+        AdamConfig { foreach: self.foreach.into(), ..AdamConfig::with_lr(self.lr) }
     }
 
     /// `inputs = torch.randn(batch, seq, input)`: [batch_size, seq_len, input_size] float32 on

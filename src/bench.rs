@@ -5,8 +5,18 @@
 //! Each workload runs `warmup` untimed repetitions, then `reps` timed ones, and reports every
 //! timing; the driver takes medians. Training steps are forward, loss, backward and an Adam
 //! step, exactly as in the article's loop, with the same seed as the Python side.
+//!
+//! `--device cuda` runs a workload on the GPU as PyTorch would (the model built on the CPU,
+//! moved, its LSTM weights flattened; the data moved batch by batch; PyTorch's default CUDA
+//! Adam), and every repetition ends with `torch.cuda.synchronize()`, so a timing covers the
+//! GPU's work and not only its launch. `--data FILE` makes `text` an epoch over that file (SST-2
+//! size, for instance), loaded and encoded once, untimed: the training epoch alone, as `train`
+//! reports it, after a warm-up epoch over its first 2,000 texts.
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{ensure, Result};
 use clap::{Args, ValueEnum};
@@ -18,10 +28,10 @@ use crate::{
     checkpoint,
     cli::{self, sample_dir},
     data::{Columns, Encoded, LabelSet, Tokenizer, TokenizerConfig, Vocab},
-    device::set_threads,
+    device::{set_threads, DeviceSpec},
     model::{cross_entropy, LstmClassifier, LstmConfig},
     optim::{Adam, AdamConfig, AdamImpl},
-    text_model::TextClassifier,
+    text_model::{TextClassifier, TextModelConfig},
     training::{self, TrainOptions},
 };
 
@@ -33,7 +43,8 @@ pub enum Workload {
     Article,
     /// One training step at batch 64, seq 50, input 32, hidden 256, 2 layers.
     Medium,
-    /// One epoch of text training on the sample data, loading and batching included.
+    /// One epoch of text training on the sample data, loading and batching included (with
+    /// `--data`, on that file, loaded beforehand).
     Text,
     /// One sentence through a loaded checkpoint: tokenize, encode, forward, softmax.
     Predict,
@@ -66,6 +77,19 @@ pub struct BenchArgs {
     /// Scale the medium workload down (tests): batch, seq, input and hidden divided by this.
     #[arg(long, default_value_t = 1)]
     pub shrink: i64,
+    /// Device: cpu, cuda, cuda:N, mps or auto. On CUDA every repetition is synchronized.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// `text`: train on this file (any `train --train` format, all of it) instead of the sample
+    /// data; it is loaded and encoded once, untimed, so a repetition is one training epoch.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// `text`: length-bucketed batches (`train --bucket`).
+    #[arg(long)]
+    pub bucket: bool,
+    /// `text`: a bidirectional LSTM (`train --bidirectional`).
+    #[arg(long)]
+    pub bidirectional: bool,
 }
 
 /// What `lstm-tch bench` prints.
@@ -75,6 +99,8 @@ pub struct BenchResult {
     pub workload: Workload,
     /// Threads used.
     pub threads: usize,
+    /// Where it ran: `cpu`, `cuda:N` or `mps`.
+    pub device: String,
     /// Milliseconds of each timed repetition.
     pub times_ms: Vec<f64>,
     /// Items (texts) per repetition, for throughputs.
@@ -88,10 +114,11 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
     ensure!(args.reps >= 1, "--reps must be at least 1");
     ensure!(args.shrink >= 1, "--shrink must be at least 1");
     set_threads(Some(args.threads))?;
+    let device = args.device.resolve()?;
     let (times_ms, items, flops) = match args.workload {
         Workload::Article => {
             let c = ArticleConfig::default();
-            training_steps(args, c.model_config(), c.batch_size, c.seq_len)?
+            training_steps(args, device, c.model_config(), c.batch_size, c.seq_len)?
         }
         Workload::Medium => {
             let s = args.shrink;
@@ -102,22 +129,43 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
                 output_size: 2,
                 ..LstmConfig::default()
             };
-            training_steps(args, config, 64 / s, 50 / s)?
+            training_steps(args, device, config, 64 / s, 50 / s)?
         }
-        Workload::Text => text_epochs(args)?,
-        Workload::Predict => predictions(args)?,
+        Workload::Text => text_epochs(args, device)?,
+        Workload::Predict => predictions(args, device)?,
     };
-    Ok(BenchResult { workload: args.workload, threads: args.threads, times_ms, items, flops })
+    let device = match device {
+        Device::Cuda(index) => format!("cuda:{index}"),
+        Device::Mps => "mps".to_owned(),
+        _ => "cpu".to_owned(),
+    };
+    Ok(BenchResult { workload: args.workload, threads: args.threads, device, times_ms, items, flops })
 }
 
-fn time_reps(warmup: usize, reps: usize, mut body: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+/// Waits for `device`'s queued work (`torch.cuda.synchronize()`); nothing on the CPU.
+fn synchronize(device: Device) {
+    if let Device::Cuda(index) = device {
+        tch::Cuda::synchronize(index as i64);
+    }
+}
+
+/// `warmup` untimed runs of `body`, then the milliseconds of `reps` timed ones, each ended by
+/// [`synchronize`] on `device`.
+fn time_reps(
+    device: Device,
+    warmup: usize,
+    reps: usize,
+    mut body: impl FnMut() -> Result<()>,
+) -> Result<Vec<f64>> {
     for _ in 0..warmup {
         body()?;
     }
+    synchronize(device);
     (0..reps)
         .map(|_| {
             let start = Instant::now();
             body()?;
+            synchronize(device);
             Ok(start.elapsed().as_secs_f64() * 1e3)
         })
         .collect()
@@ -138,17 +186,22 @@ pub fn lstm_training_flops(config: &LstmConfig, batch: i64, seq_len: i64) -> f64
 
 fn training_steps(
     args: &BenchArgs,
+    device: Device,
     config: LstmConfig,
     batch: i64,
     seq_len: i64,
 ) -> Result<(Vec<f64>, usize, Option<f64>)> {
     tch::manual_seed(0);
-    let inputs = Tensor::f_randn([batch, seq_len, config.input_size], (Kind::Float, Device::Cpu))?;
-    let labels = Tensor::from_slice(&(0..batch).map(|i| i % config.output_size).collect::<Vec<_>>());
-    let vs = nn::VarStore::new(Device::Cpu);
+    let inputs = Tensor::f_randn([batch, seq_len, config.input_size], (Kind::Float, Device::Cpu))?
+        .f_to_device(device)?;
+    let labels = Tensor::from_slice(&(0..batch).map(|i| i % config.output_size).collect::<Vec<_>>())
+        .f_to_device(device)?;
+    let mut vs = nn::VarStore::new(Device::Cpu);
     let model = LstmClassifier::new(&vs.root(), config)?;
+    vs.set_device(device);
+    model.flatten_parameters()?;
     let mut optimizer = Adam::new(args.adam, &vs, AdamConfig::default())?;
-    let times = time_reps(args.warmup, args.reps, || {
+    let times = time_reps(device, args.warmup, args.reps, || {
         let outputs = model.forward(&inputs)?;
         let loss = cross_entropy(&outputs, &labels)?;
         optimizer.backward_step(&loss)
@@ -156,49 +209,85 @@ fn training_steps(
     Ok((times, batch as usize, Some(lstm_training_flops(&config, batch, seq_len))))
 }
 
-fn text_epochs(args: &BenchArgs) -> Result<(Vec<f64>, usize, Option<f64>)> {
-    let dir = sample_dir();
-    let mut items = 0;
-    let times = time_reps(args.warmup.min(1), args.reps, || {
-        // Everything `lstm-tch train` does for one epoch, with its default model.
-        let defaults = cli::TrainArgs::defaults();
-        let train = crate::data::dataset::load(&dir.join("train.tsv"), None, &Columns::default())?;
-        let labels = LabelSet::from_examples(&train)?;
-        let tokenizer = Tokenizer::new(TokenizerConfig::default());
-        let texts = train.iter().map(|e| e.text.as_str());
-        let vocab = Vocab::from_texts(texts, &tokenizer, defaults.min_freq, defaults.max_vocab)?;
-        let classes = labels.indices(&train, "training")?;
-        let data = Encoded::new(
-            train.iter().map(|e| e.text.as_str()),
-            classes,
-            &tokenizer,
-            &vocab,
-            defaults.max_len,
-        )?;
-        tch::manual_seed(0);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let model = TextClassifier::new(&vs.root(), defaults.model_config(vocab.len(), labels.len()))?;
-        let options = TrainOptions {
-            epochs: 1,
-            batch_size: defaults.batch_size,
-            adam: args.adam,
-            adam_config: AdamConfig::with_lr(defaults.lr),
-            clip_grad_norm: None,
-            device: Device::Cpu,
-            progress: false,
-        };
-        training::fit(&model, &vs, &data, None, &options, |_| Ok(()))?;
-        items = data.len();
-        Ok(())
-    })?;
-    Ok((times, items, None))
+/// The training data of the `text` workload as `lstm-tch train` prepares it with its defaults:
+/// loaded, tokenized, vocabulary built, encoded. Returns the data, the vocabulary size and the
+/// number of classes.
+fn prepare_text(path: &Path, defaults: &cli::TrainArgs) -> Result<(Encoded, usize, usize)> {
+    let train = crate::data::dataset::load(path, None, &Columns::default())?;
+    let labels = LabelSet::from_examples(&train)?;
+    let tokenizer = Tokenizer::new(TokenizerConfig::default());
+    let texts = train.iter().map(|e| e.text.as_str());
+    let vocab = Vocab::from_texts(texts, &tokenizer, defaults.min_freq, defaults.max_vocab)?;
+    let classes = labels.indices(&train, "training")?;
+    let data =
+        Encoded::new(train.iter().map(|e| e.text.as_str()), classes, &tokenizer, &vocab, defaults.max_len)?;
+    Ok((data, vocab.len(), labels.len()))
 }
 
-fn predictions(args: &BenchArgs) -> Result<(Vec<f64>, usize, Option<f64>)> {
-    let ckpt = checkpoint::load(&args.checkpoint, Device::Cpu)?;
+/// One epoch of `train`'s default model (bidirectional with `--bidirectional`) on `data`, from
+/// seed 0, on `device`: built on the CPU, moved, flattened, trained without dev evaluation.
+fn text_epoch(
+    args: &BenchArgs,
+    device: Device,
+    defaults: &cli::TrainArgs,
+    (data, vocab_size, classes): (&Encoded, usize, usize),
+) -> Result<()> {
+    tch::manual_seed(0);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let config = TextModelConfig {
+        bidirectional: defaults.bidirectional || args.bidirectional,
+        ..defaults.model_config(vocab_size, classes)
+    };
+    let model = TextClassifier::new(&vs.root(), config)?;
+    vs.set_device(device);
+    model.flatten_parameters()?;
+    let options = TrainOptions {
+        epochs: 1,
+        batch_size: defaults.batch_size,
+        bucket: args.bucket,
+        adam: args.adam,
+        adam_config: AdamConfig::with_lr(defaults.lr),
+        clip_grad_norm: None,
+        device,
+        progress: false,
+    };
+    training::fit(&model, &vs, data, None, &options, |_| Ok(()))?;
+    Ok(())
+}
+
+fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Option<f64>)> {
+    let defaults = cli::TrainArgs::defaults();
+    let Some(path) = &args.data else {
+        // Everything `lstm-tch train` does for one epoch on the sample data, loading included.
+        let path = sample_dir().join("train.tsv");
+        let mut items = 0;
+        let times = time_reps(device, args.warmup.min(1), args.reps, || {
+            let (data, vocab_size, classes) = prepare_text(&path, &defaults)?;
+            text_epoch(args, device, &defaults, (&data, vocab_size, classes))?;
+            items = data.len();
+            Ok(())
+        })?;
+        return Ok((times, items, None));
+    };
+    let (data, vocab_size, classes) = prepare_text(path, &defaults)?;
+    if args.warmup > 0 {
+        // Warm-up (CUDA context, cuDNN and cuBLAS handles, the caching allocator): one epoch
+        // over the first 2,000 texts.
+        let head = (0..data.len().min(2000)).map(|i| data.ids(i).to_vec()).collect::<Vec<_>>();
+        let head = Encoded::from_ids(&head, data.labels[..head.len()].to_vec())?;
+        text_epoch(args, device, &defaults, (&head, vocab_size, classes))?;
+    }
+    let times = time_reps(device, 0, args.reps, || {
+        text_epoch(args, device, &defaults, (&data, vocab_size, classes))
+    })?;
+    Ok((times, data.len(), None))
+}
+
+fn predictions(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Option<f64>)> {
+    let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let sentence = [args.sentence.clone()];
-    let times = time_reps(args.warmup, args.reps, || {
-        let probabilities = cli::classify(&ckpt, &sentence, Device::Cpu)?;
+    let times = time_reps(device, args.warmup, args.reps, || {
+        let probabilities = cli::classify(&ckpt, &sentence, device)?;
         ensure!(probabilities.len() == ckpt.labels.len(), "one row of probabilities expected");
         Ok(())
     })?;

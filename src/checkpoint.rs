@@ -229,6 +229,7 @@ pub fn load(dir: &Path, device: Device) -> Result<Checkpoint> {
         Ok(())
     })?;
     vs.set_device(device);
+    model.flatten_parameters()?; // one cuDNN weight buffer on CUDA; a no-op on the CPU
     let tokenizer = Tokenizer::new(config.tokenizer);
     Ok(Checkpoint { config, vs, model, tokenizer, vocab, labels })
 }

@@ -148,6 +148,10 @@ pub struct TrainArgs {
     /// Texts per batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Batch texts of similar length together (seeded pools of 100 batches sorted by length,
+    /// batches shuffled): much less padding and recurrence per batch.
+    #[arg(long)]
+    pub bucket: bool,
     /// Adam learning rate.
     #[arg(long, default_value_t = 0.005)]
     pub lr: f64,
@@ -258,6 +262,8 @@ struct ExportedData<'a> {
     dev: Option<ExportedSplit>,
     test: Option<ExportedSplit>,
     batch_size: usize,
+    /// `--bucket`: length-bucketed batches (src/data/batcher.rs).
+    bucket: bool,
     epochs: usize,
     lr: f64,
     seed: i64,
@@ -322,6 +328,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             dev: dev.as_ref().map(Into::into),
             test: test.as_ref().map(Into::into),
             batch_size: args.batch_size,
+            bucket: args.bucket,
             epochs: args.epochs,
             lr: args.lr,
             seed: args.seed,
@@ -333,11 +340,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let mut vs = tch::nn::VarStore::new(Device::Cpu);
     let model = TextClassifier::new(&vs.root(), model_config)?;
     vs.set_device(device);
+    model.flatten_parameters()?; // as PyTorch's model.to(device) does on CUDA; a no-op on the CPU
     let checkpoint_config =
         CheckpointConfig::new(model_config, tokenizer.config(), args.max_len, &vocab, &labels);
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
+        bucket: args.bucket,
         adam: args.adam,
         adam_config,
         clip_grad_norm: args.clip_grad_norm,

@@ -158,6 +158,59 @@ impl LstmClassifier {
         &self.config
     }
 
+    /// PyTorch's `nn.LSTM.flatten_parameters()`: on a CUDA device with cuDNN, packs the LSTM's
+    /// weights into one contiguous cuDNN buffer (`torch._cudnn_rnn_flatten_weight`) and makes
+    /// every LSTM parameter a view into it, so cuDNN uses them in place instead of repacking
+    /// (and warning "RNN module weights are not part of single contiguous chunk of memory") at
+    /// every call. Returns whether it flattened.
+    ///
+    /// Call it after moving the `VarStore` to a CUDA device (`vs.set_device`), before creating
+    /// the optimiser, as PyTorch's `model.to(device)` does. The op changes the parameters'
+    /// storage in place (`set_`), so the `VarStore`'s variables, [`Self`]'s flat weight list
+    /// and any other handle to them see the views: names, shapes and values are unchanged, and
+    /// optimiser updates and checkpoint saves go through the buffer. Like PyTorch, it is a
+    /// no-op elsewhere: on the CPU, without cuDNN (or with it disabled), for parameters of mixed
+    /// kinds or devices, or for parameters that alias each other.
+    pub fn flatten_parameters(&self) -> Result<bool> {
+        let weights = &self.flat_weights;
+        let Some(first) = weights.first() else { return Ok(false) };
+        let (kind, device) = (first.kind(), first.device());
+        let cudnn_kind = matches!(kind, tch::Kind::Float | tch::Kind::Half | tch::Kind::Double);
+        if !device.is_cuda()
+            || !cudnn_kind
+            || !tch::Cuda::cudnn_is_available()
+            || !tch::Cuda::user_enabled_cudnn()
+            || weights.iter().any(|w| w.kind() != kind || w.device() != device)
+        {
+            return Ok(false);
+        }
+        let mut pointers: Vec<usize> = weights.iter().map(|w| w.data_ptr() as usize).collect();
+        pointers.sort_unstable();
+        pointers.dedup();
+        if pointers.len() != weights.len() {
+            return Ok(false);
+        }
+        let c = &self.config;
+        // (weights, weight_stride0: 4 per layer and direction with biases, input_size,
+        // mode: 2 = CUDNN_LSTM, hidden_size, proj_size, num_layers, batch_first, bidirectional).
+        // The buffer it returns stays alive through the parameters' storage, as in PyTorch.
+        let _buffer = tch::no_grad(|| {
+            Tensor::f_internal_cudnn_rnn_flatten_weight(
+                weights,
+                4,
+                c.input_size,
+                2,
+                c.hidden_size,
+                0,
+                c.num_layers,
+                true,
+                c.bidirectional,
+            )
+        })
+        .context("cannot flatten the LSTM's weights into a cuDNN buffer")?;
+        Ok(true)
+    }
+
     /// The article's forward pass: `xs` [batch, seq_len, input_size] (float, on the model's
     /// device) gives logits [batch, output_size], from the LSTM output at the last time step
     /// (for a bidirectional LSTM, both directions' outputs there, as PyTorch's `out[:, -1, :]`).

@@ -1,7 +1,9 @@
 //! Adam, two ways, both running on libtorch's tensor kernels.
 //!
-//! - [`AdamImpl::Pytorch`] reproduces `torch.optim.Adam`'s CPU update (the single-tensor path,
-//!   PyTorch's default on CPU) op for op, so a run is bit-identical to the Python script:
+//! - [`AdamImpl::Pytorch`] reproduces `torch.optim.Adam`'s update as PyTorch runs it by default
+//!   on each device: the single-tensor path on the CPU, the multi-tensor (`foreach`) path on CUDA
+//!   ([`AdamConfig::foreach`], PyTorch's `foreach` argument, can force either). The CPU default,
+//!   `_single_tensor_adam`, op for op, so a run is bit-identical to the Python script:
 //!   ```python
 //!   m.lerp_(g, 1 - b1)
 //!   v.mul_(b2).addcmul_(g, g, value=1 - b2)
@@ -17,6 +19,31 @@
 //!   (a unit test holds the two paths to identical bits).
 //!   Its `backward_step` takes the gradients from the autograd engine (`torch.autograd.grad`)
 //!   rather than zeroing and accumulating `.grad`: the values PyTorch stores into `.grad = None`.
+//!
+//!   On CUDA, PyTorch's default is `_multi_tensor_adam` (`foreach=True`): the same arithmetic
+//!   as ATen's `_foreach_*` kernels, whose CUDA versions round differently from the per-tensor
+//!   ones (a tensor divided by a scalar, for one, is a true division there and a multiplication
+//!   by the reciprocal in the per-tensor kernel). `src/native/adam.cpp` issues its calls, with
+//!   `weight_decay=0, amsgrad=False, maximize=False, capturable=False`, identical in PyTorch
+//!   2.11 and 2.13:
+//!   ```python
+//!   torch._foreach_lerp_(exp_avgs, grads, 1 - b1)
+//!   torch._foreach_mul_(exp_avg_sqs, b2)
+//!   torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - b2)
+//!   bc1 = [1 - b1 ** t for t in steps];  bc2 = [1 - b2 ** t for t in steps]
+//!   step_size = [(lr / bc) * -1 for bc in bc1]
+//!   denom = torch._foreach_sqrt(exp_avg_sqs)
+//!   torch._foreach_div_(denom, [bc ** 0.5 for bc in bc2])
+//!   torch._foreach_add_(denom, eps)
+//!   torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+//!   ```
+//!   The step counts are float32 tensors there, read back with `.item()`: the same integers.
+//!   Gradients that do not follow their parameter's strides are first copied to them, as
+//!   PyTorch's `AccumulateGrad` does when it stores `.grad` (the `_foreach_*` kernels take their
+//!   fast path only for matching layouts). On the CPU PyTorch's `_foreach_*` kernels are loops
+//!   of the per-tensor ops, so forcing `foreach` there gives the single-tensor bits (and
+//!   `torch.optim.Adam(foreach=True)`'s: tests/parity.rs). Where src/native is not built, the
+//!   `foreach` update runs the per-tensor ops from Rust: identical on the CPU only.
 //! - [`AdamImpl::Libtorch`] is tch's `nn::Adam`, i.e. libtorch's C++ `torch::optim::Adam`. Its
 //!   first moment is `m.mul_(b1).add_(g, 1 - b1)` instead of `lerp_`: a few ulp apart from step 2
 //!   on, so losses drift from Python's at the 1e-7 level while predictions agree.
@@ -48,11 +75,39 @@ pub struct AdamConfig {
     pub beta2: f64,
     /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// `torch.optim.Adam`'s `foreach` argument, for [`AdamImpl::Pytorch`]: `None` (PyTorch's
+    /// default) takes the multi-tensor path when every parameter is on CUDA and the
+    /// single-tensor path otherwise; `Some(true)` / `Some(false)` force one. Ignored by
+    /// [`AdamImpl::Libtorch`].
+    pub foreach: Option<bool>,
 }
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, foreach: None }
+    }
+}
+
+/// `torch.optim.Adam`'s `foreach` argument as a command-line choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Foreach {
+    /// PyTorch's default (`foreach=None`): multi-tensor on CUDA, single-tensor on the CPU.
+    #[default]
+    Auto,
+    /// `foreach=True`: the multi-tensor (`_foreach_*`) update on every device.
+    On,
+    /// `foreach=False`: the single-tensor update on every device.
+    Off,
+}
+
+impl From<Foreach> for Option<bool> {
+    fn from(foreach: Foreach) -> Self {
+        match foreach {
+            Foreach::Auto => None,
+            Foreach::On => Some(true),
+            Foreach::Off => Some(false),
+        }
     }
 }
 
@@ -223,11 +278,17 @@ fn clip_grad_norm(grads: &mut [Tensor], max_norm: f64) -> Result<f64> {
 }
 
 impl PytorchAdam {
-    /// `torch.optim.adam._single_tensor_adam` with `weight_decay=0, amsgrad=False,
-    /// maximize=False`, the CPU default. `grads[i]` is the gradient of `params[i]`; an undefined
-    /// one skips that parameter (and its step count), as PyTorch skips a `None` grad.
+    /// One `torch.optim.Adam` step with `weight_decay=0, amsgrad=False, maximize=False`:
+    /// `_single_tensor_adam` (the CPU default) or `_multi_tensor_adam` (the CUDA default), as
+    /// [`AdamConfig::foreach`] and the parameters' devices decide. `grads[i]` is the gradient of
+    /// `params[i]`; an undefined one skips that parameter (and its step count), as PyTorch
+    /// skips a `None` grad.
     fn step(&mut self, params: &mut [Tensor], grads: &[Tensor]) -> Result<()> {
-        let AdamConfig { lr, beta1, beta2, eps } = self.config;
+        let AdamConfig { lr, beta1, beta2, eps, foreach } = self.config;
+        // PyTorch's `_default_to_fused_or_foreach`, over the parameters that have a gradient.
+        let foreach = foreach.unwrap_or_else(|| {
+            params.iter().zip(grads).filter(|(_, g)| g.defined()).all(|(p, _)| p.device().is_cuda())
+        });
         // The per-parameter scalars, as Python computes them: f64, `**` being C's pow.
         let mut step_sizes = Vec::with_capacity(params.len());
         let mut bias_correction2_sqrts = Vec::with_capacity(params.len());
@@ -244,6 +305,7 @@ impl PytorchAdam {
         if self.native {
             #[cfg(lstm_tch_native)]
             return native::adam_step(
+                foreach,
                 params,
                 grads,
                 &mut self.exp_avg,
@@ -253,6 +315,9 @@ impl PytorchAdam {
                 (beta1, beta2, eps),
             );
         }
+        // Op by op from Rust: the single-tensor update, which is also what PyTorch's CPU
+        // `_foreach_*` kernels compute (see the module documentation).
+        let _ = foreach;
         let state = self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq);
         let scalars = step_sizes.iter().zip(&bias_correction2_sqrts);
         for (((param, grad), (m, v)), (step_size, bc2_sqrt)) in
@@ -282,8 +347,35 @@ mod native {
     use tch::Tensor;
     use torch_sys::C_tensor;
 
+    /// The signature shared by `lstm_tch_adam_step` (single-tensor) and
+    /// `lstm_tch_adam_foreach_step` (multi-tensor).
+    type StepFn = unsafe extern "C" fn(
+        params: *const *mut C_tensor,
+        grads: *const *const C_tensor,
+        exp_avgs: *const *mut C_tensor,
+        exp_avg_sqs: *const *mut C_tensor,
+        step_sizes: *const f64,
+        bias_correction2_sqrts: *const f64,
+        n: usize,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    ) -> *mut c_char;
+
     extern "C" {
         fn lstm_tch_adam_step(
+            params: *const *mut C_tensor,
+            grads: *const *const C_tensor,
+            exp_avgs: *const *mut C_tensor,
+            exp_avg_sqs: *const *mut C_tensor,
+            step_sizes: *const f64,
+            bias_correction2_sqrts: *const f64,
+            n: usize,
+            beta1: f64,
+            beta2: f64,
+            eps: f64,
+        ) -> *mut c_char;
+        fn lstm_tch_adam_foreach_step(
             params: *const *mut C_tensor,
             grads: *const *const C_tensor,
             exp_avgs: *const *mut C_tensor,
@@ -298,7 +390,10 @@ mod native {
         fn free(ptr: *mut c_void);
     }
 
+    /// One step of the single-tensor (`foreach` false) or the multi-tensor update.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn adam_step(
+        foreach: bool,
         params: &mut [Tensor],
         grads: &[Tensor],
         exp_avgs: &mut [Tensor],
@@ -320,8 +415,9 @@ mod native {
         let exp_avg_sqs: Vec<*mut C_tensor> = exp_avg_sqs.iter_mut().map(Tensor::as_mut_ptr).collect();
         // SAFETY: every pointer is a live tch tensor handle (an at::Tensor*) borrowed for the
         // call, the arrays all hold n entries, and the C++ side catches every exception.
+        let step: StepFn = if foreach { lstm_tch_adam_foreach_step } else { lstm_tch_adam_step };
         let err = unsafe {
-            lstm_tch_adam_step(
+            step(
                 params.as_ptr(),
                 grads.as_ptr(),
                 exp_avgs.as_ptr(),
@@ -358,12 +454,18 @@ mod tests {
 
     /// A parameter set and its Adam, fed the same gradients whatever the implementation.
     fn run(native: bool, steps: usize) -> Vec<Vec<u32>> {
+        run_with(native, None, steps)
+    }
+
+    /// [`run`] with `torch.optim.Adam`'s `foreach` argument.
+    fn run_with(native: bool, foreach: Option<bool>, steps: usize) -> Vec<Vec<u32>> {
         let vs = nn::VarStore::new(Device::Cpu);
         let shapes: [&[i64]; 4] = [&[256, 64], &[256], &[2, 64], &[2]];
         for (i, shape) in shapes.iter().enumerate() {
             let _ = vs.root().var_copy(&format!("p{i}"), &values(shape, i as f64));
         }
-        let mut adam = Adam::new(AdamImpl::Pytorch, &vs, AdamConfig::with_lr(0.01)).unwrap();
+        let config = AdamConfig { foreach, ..AdamConfig::with_lr(0.01) };
+        let mut adam = Adam::new(AdamImpl::Pytorch, &vs, config).unwrap();
         let Inner::Pytorch(state) = &mut adam.inner else { unreachable!() };
         state.native = native;
         for step in 0..steps {
@@ -406,6 +508,24 @@ mod tests {
         let (native, ops) = (run(true, 25), run(false, 25));
         assert_eq!(differing(&native, &ops), 0, "values differ between the two implementations");
         assert!(differing(&native, &run(false, 24)) > 0, "the last update changed nothing");
+    }
+
+    #[test]
+    fn foreach_on_the_cpu_gives_the_single_tensor_bits() {
+        // PyTorch's CPU `_foreach_*` kernels are loops of the per-tensor ops (tests/parity.rs
+        // holds the foreach update to `torch.optim.Adam(foreach=True)` itself).
+        let single = run_with(true, Some(false), 25);
+        assert_eq!(differing(&run_with(true, Some(true), 25), &single), 0, "native foreach");
+        assert_eq!(differing(&run_with(true, None, 25), &single), 0, "the CPU default is single-tensor");
+        assert_eq!(differing(&run_with(false, Some(true), 25), &single), 0, "op by op");
+    }
+
+    #[test]
+    fn foreach_maps_to_pytorchs_argument() {
+        assert_eq!(Option::<bool>::from(Foreach::Auto), None);
+        assert_eq!(Option::<bool>::from(Foreach::On), Some(true));
+        assert_eq!(Option::<bool>::from(Foreach::Off), Some(false));
+        assert_eq!(AdamConfig::default().foreach, None, "PyTorch's default");
     }
 
     #[test]

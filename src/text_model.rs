@@ -118,6 +118,12 @@ impl TextClassifier {
         &self.config
     }
 
+    /// `nn.LSTM.flatten_parameters()` for the LSTM: see [`LstmClassifier::flatten_parameters`].
+    /// Call after `vs.set_device(cuda)`; a no-op (`Ok(false)`) on the CPU.
+    pub fn flatten_parameters(&self) -> Result<bool> {
+        self.classifier.flatten_parameters()
+    }
+
     /// Logits [batch, num_classes] for `tokens` [batch, longest] (int64, on the model's device,
     /// padded with 0) of real `lengths` [batch] (int64, CPU). `train` enables dropout. A text's
     /// logits do not depend on the rest of its batch: padding never enters the LSTM.

@@ -1,6 +1,7 @@
 //! Training and evaluation of the [`TextClassifier`].
 //!
-//! One epoch: `torch.randperm(n)` from the default generator orders the training texts; each
+//! One epoch: `torch.randperm(n)` from the default generator orders the training texts (with
+//! `bucket`, into length-bucketed batches: [`crate::data::batcher`]); each
 //! batch runs forward (training mode), cross-entropy, `zero_grad`, `backward`, optional
 //! gradient-norm clipping, and an Adam step — the order a PyTorch loop uses, so with dropout 0,
 //! no clipping and `--adam pytorch` the losses equal `scripts/text_reference.py`'s, batch for
@@ -28,6 +29,8 @@ pub struct TrainOptions {
     pub epochs: usize,
     /// Texts per batch.
     pub batch_size: usize,
+    /// Batch texts of similar length together ([`Encoded::epoch_batches`]).
+    pub bucket: bool,
     /// Adam implementation.
     pub adam: AdamImpl,
     /// Adam's hyperparameters.
@@ -81,11 +84,11 @@ pub fn fit(
         let started = Instant::now();
         let mut progress =
             Progress::new(num_batches, format!("epoch {epoch}/{}", options.epochs), options.progress);
-        let order = train.order(true)?;
+        let batches = train.epoch_batches(options.batch_size, options.bucket)?;
         let mut batch_losses = Vec::with_capacity(num_batches);
         let mut loss_sum = 0.0;
         let mut seen = 0;
-        for indices in order.chunks(options.batch_size) {
+        for indices in &batches {
             let batch = train.batch(indices)?.to_device(options.device)?;
             let logits = model.forward(&batch.tokens, &batch.lengths, true)?;
             let loss = cross_entropy(&logits, &batch.labels)?;

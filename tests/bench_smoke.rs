@@ -1,5 +1,6 @@
 //! The benchmark is not part of the test suite, but it must not rot: every workload, on both
-//! sides, once, at tiny sizes (`scripts/bench.py --quick`), through the debug binaries.
+//! sides, once, at tiny sizes (`scripts/bench.py --quick`), through the debug binaries: the CPU
+//! suite and the device suite (`--device cuda`'s workloads, run here on the CPU).
 
 mod common;
 
@@ -62,5 +63,59 @@ fn every_workload_runs_on_both_sides() {
             (rust_peak("peak memory, predict"), rust_peak("peak memory, predict, CUDA loaded"));
         assert!(loaded > plain + 200.0, "peak memory without CUDA {plain} MiB, with {loaded} MiB");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_device_suite_runs_on_both_sides() {
+    // `scripts/bench.py --device cuda`'s workloads, rehearsed on the CPU at tiny sizes (the text
+    // rows on a 300-sentence SST-2-style file).
+    let dir = tempdir("bench-smoke-device");
+    let json = dir.join("bench.json");
+    let script = root().join("scripts/bench.py");
+    let (rust, article) = (lstm_tch(), example("article"));
+    let output = run(
+        python(),
+        &[
+            script.to_str().unwrap(),
+            "--quick",
+            "--suite",
+            "device",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--rust-bin",
+            rust.to_str().unwrap(),
+            "--article-bin",
+            article.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["suite"], "device");
+    let results = report["results"].as_array().unwrap();
+    for workload in [
+        "article step",
+        "medium step",
+        "text training, 1 epoch, SST-2 size",
+        "text training, 1 epoch, SST-2 size, --bucket",
+        "--bucket (Rust) vs default batches (PyTorch)",
+        "predict, in process p50",
+    ] {
+        let row = results
+            .iter()
+            .find(|r| r["workload"] == workload)
+            .unwrap_or_else(|| panic!("{workload} missing"));
+        for side in ["rust", "pytorch", "ratio"] {
+            let v = row[side].as_f64().unwrap();
+            assert!(v.is_finite() && v > 0.0, "{workload}: {side} = {v}");
+        }
+        assert!(stdout.contains(workload), "{workload} not in the table:\n{stdout}");
+    }
+    assert!(!results.iter().any(|r| r["workload"] == "predict, whole process"), "CPU-suite rows");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -28,7 +28,7 @@ fn libtorch_has_cuda() -> bool {
 /// Runs `lstm-tch args...` with `LSTM_TCH_CUDA` set to `mode` (unset for `None`); its exit
 /// success, stdout and stderr.
 fn lstm_tch(mode: Option<&str>, args: &[&str]) -> (bool, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lstm-tch"));
+    let mut command = Command::new(common::lstm_tch());
     command.args(args).current_dir(common::root());
     match mode {
         Some(mode) => command.env("LSTM_TCH_CUDA", mode),

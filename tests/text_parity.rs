@@ -3,15 +3,17 @@
 //! over pad_packed_sequence, nn.Linear, optim.Adam, nn.CrossEntropyLoss). On a slice of a sample
 //! dataset, from the same seed, with no clipping and `--adam pytorch`: every per-batch training
 //! loss is identical (dropout included: both draw from libtorch's generator in the same order),
-//! and PyTorch loading the Rust checkpoint (safetensors) gives identical logits. Tolerance: none.
-//! Each tokenizer mode runs on the Chinese sample.
+//! and PyTorch loading the Rust checkpoint (safetensors) gives identical logits, with the default
+//! batches and with `--bucket`; where a GPU is present, on CUDA too (both sides at PyTorch's CUDA
+//! defaults: cuDNN on flattened weights, the foreach Adam). Each tokenizer mode runs on the
+//! Chinese sample. Tolerance: none.
 
 mod common;
 
 use std::path::Path;
 
 use common::{lstm_tch, python, root, run, tempdir, text};
-use lstm_tch::{checkpoint, data::Encoded, training};
+use lstm_tch::{checkpoint, data::Encoded, device::DeviceSpec, training};
 use serde_json::Value;
 use tch::Device;
 
@@ -23,8 +25,16 @@ fn bits(values: &Value) -> Vec<u32> {
     values.as_array().unwrap().iter().map(|v| (v.as_f64().unwrap() as f32).to_bits()).collect()
 }
 
-/// Trains on the first 240 texts of `sample`'s train.tsv with `model_flags`, then compares.
+/// Trains on the first 240 texts of `sample`'s train.tsv (data/`sample`) with `flags` on the
+/// CPU in batches of 16, then compares.
 fn check(name: &str, sample: &str, model_flags: &[&str]) {
+    check_on(name, sample, "cpu", "16", model_flags);
+}
+
+/// Trains on 240 texts of data/`sample` in batches of `batch_size` with `flags` on `device`,
+/// through `lstm-tch train` and `scripts/text_reference.py`; compares every batch loss, then
+/// PyTorch's logits from the Rust checkpoint.
+fn check_on(name: &str, sample: &str, device: &str, batch_size: &str, model_flags: &[&str]) {
     let dir = tempdir(&format!("text-parity-{name}"));
     let slice = dir.join("train.tsv");
     let sample_dir = root().join("data").join(sample);
@@ -44,7 +54,9 @@ fn check(name: &str, sample: &str, model_flags: &[&str]) {
         "--epochs",
         "2",
         "--batch-size",
-        "16",
+        batch_size,
+        "--device",
+        device,
         "--embedding-dim",
         "16",
         "--hidden-size",
@@ -63,7 +75,9 @@ fn check(name: &str, sample: &str, model_flags: &[&str]) {
     ];
     args.extend_from_slice(model_flags);
     let output = run(lstm_tch(), &args);
-    assert!(output.status.success(), "{}", text(&output).1);
+    let (_, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("warning"), "{name}: libtorch warned:\n{stderr}");
 
     // Training: per-batch losses.
     let script = root().join("scripts/text_reference.py");
@@ -76,6 +90,8 @@ fn check(name: &str, sample: &str, model_flags: &[&str]) {
             encoded.to_str().unwrap(),
             "--threads",
             "1",
+            "--device",
+            device,
             "--report",
             py_report.to_str().unwrap(),
         ],
@@ -86,9 +102,10 @@ fn check(name: &str, sample: &str, model_flags: &[&str]) {
     let rust_epochs = rust["epochs"].as_array().unwrap();
     let py_epochs = pytorch["batch_losses"].as_array().unwrap();
     assert_eq!(rust_epochs.len(), 2);
+    let batches = 240usize.div_ceil(batch_size.parse().unwrap());
     for (epoch, (r, p)) in rust_epochs.iter().zip(py_epochs).enumerate() {
         let (r, p) = (bits(&r["batch_losses"]), bits(p));
-        assert_eq!(r.len(), 15, "240 texts in batches of 16");
+        assert_eq!(r.len(), batches, "240 texts in batches of {batch_size}");
         assert_eq!(r, p, "{name}: epoch {} batch losses differ from PyTorch's", epoch + 1);
     }
 
@@ -98,8 +115,10 @@ fn check(name: &str, sample: &str, model_flags: &[&str]) {
     let ids: Vec<Vec<i64>> = serde_json::from_value(exported["test"]["ids"].clone()).unwrap();
     let data = Encoded::from_ids(&ids, vec![0; ids.len()]).unwrap();
     tch::set_num_threads(1);
-    let loaded = checkpoint::load(&ckpt, Device::Cpu).unwrap();
-    for batch_size in ["64", "1"] {
+    let device_name = device;
+    let device: Device = device.parse::<DeviceSpec>().unwrap().resolve().unwrap();
+    let loaded = checkpoint::load(&ckpt, device).unwrap();
+    for eval_batch in ["64", "1"] {
         let output = run(
             python(),
             &[
@@ -112,22 +131,23 @@ fn check(name: &str, sample: &str, model_flags: &[&str]) {
                 "--split",
                 "test",
                 "--batch-size",
-                batch_size,
+                eval_batch,
                 "--threads",
                 "1",
+                "--device",
+                device_name,
             ],
         );
         let (stdout, stderr) = text(&output);
         assert!(output.status.success(), "{stderr}");
         let py_logits = bits(&serde_json::from_str::<Value>(&stdout).unwrap()["logits"]);
-        let logits =
-            training::logits(&loaded.model, &data, batch_size.parse().unwrap(), Device::Cpu).unwrap();
+        let logits = training::logits(&loaded.model, &data, eval_batch.parse().unwrap(), device).unwrap();
         let rust_logits: Vec<u32> =
             Vec::<f32>::try_from(&logits.flatten(0, -1)).unwrap().iter().map(|v| v.to_bits()).collect();
         assert_eq!(rust_logits.len(), 800);
         assert_eq!(
             rust_logits, py_logits,
-            "{name}, batches of {batch_size}: PyTorch's logits from the Rust checkpoint differ"
+            "{name}, batches of {eval_batch}: PyTorch's logits from the Rust checkpoint differ"
         );
     }
     std::fs::remove_dir_all(dir).unwrap();
@@ -163,4 +183,19 @@ fn each_tokenizer_mode_on_chinese_matches_pytorch() {
     for mode in ["unicode", "chars", "jieba"] {
         check(&format!("zh-{mode}"), "sample-zh", &["--tokenizer", mode]);
     }
+}
+
+#[test]
+fn bucketed_training_matches_pytorch() {
+    // Batches of 2: pools of 200 texts, so the 240 make a full pool and a partial one.
+    check_on("bucket", "sample", "cpu", "2", &["--bucket", "--bidirectional"]);
+}
+
+#[test]
+fn cuda_training_and_checkpoint_match_pytorchs_cuda_defaults() {
+    if !common::cuda_or_skip("cuda_training_and_checkpoint_match_pytorchs_cuda_defaults") {
+        return;
+    }
+    check_on("cuda", "sample", "cuda", "16", &["--bidirectional"]);
+    check_on("cuda-bucket", "sample", "cuda", "4", &["--bucket"]);
 }

@@ -6,12 +6,26 @@
 //! torchtext and Keras do by default). Batches are padded with `<pad>` (id 0) to their longest
 //! member; the last, partial batch is kept. Shuffling draws `torch.randperm(n)` from libtorch's
 //! default generator, so a PyTorch program seeded alike draws the same order.
+//!
+//! Length bucketing (`train --bucket`, [`Encoded::epoch_batches`]) puts texts of similar length
+//! together, so a batch pads (and the LSTM runs) to barely more than its texts' own lengths, the
+//! way torchtext's `BucketIterator` does: `torch.randperm(n)` orders the texts; that order is cut
+//! into pools of [`BUCKET_POOL_BATCHES`] × batch size texts; each pool is sorted by length
+//! (shortest first; a stable sort, so equal lengths keep their shuffled order) and cut into
+//! batches (only the last pool can end with a partial batch); finally `torch.randperm(batches)`
+//! orders the batches. Every draw is on libtorch's generator and the sort is defined, so
+//! `scripts/text_reference.py` reproduces the batches exactly.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::{tokenizer::Tokenizer, vocab::Vocab, vocab::PAD_ID};
+
+/// Batches per pool sorted together by `--bucket` (torchtext's `BucketIterator` sorts pools of
+/// 100 batches): large enough for nearly uniform lengths within a batch, small enough that a
+/// batch's texts still come from a random sample of the data.
+pub const BUCKET_POOL_BATCHES: usize = 100;
 
 /// Texts as token ids, with their class indices.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -95,6 +109,30 @@ impl Encoded {
         })
     }
 
+    /// The batches of one training epoch, each a list of text indices. Without `bucket`:
+    /// [`Encoded::order`] (`torch.randperm(n)`) cut into batches of `batch_size`, the last one
+    /// partial. With `bucket`: length-bucketed batches, as the module documentation describes
+    /// (two draws: the texts' order, then the batches'). `batch_size` must be at least 1.
+    pub fn epoch_batches(&self, batch_size: usize, bucket: bool) -> Result<Vec<Vec<usize>>> {
+        ensure!(batch_size >= 1, "--batch-size must be at least 1");
+        let order = self.order(true)?;
+        if !bucket {
+            return Ok(order.chunks(batch_size).map(<[usize]>::to_vec).collect());
+        }
+        let mut batches = Vec::with_capacity(self.len().div_ceil(batch_size));
+        for pool in order.chunks(batch_size.saturating_mul(BUCKET_POOL_BATCHES)) {
+            let mut pool = pool.to_vec();
+            pool.sort_by_key(|&i| self.ids(i).len()); // stable
+            batches.extend(pool.chunks(batch_size).map(<[usize]>::to_vec));
+        }
+        let perm = Tensor::f_randperm(batches.len() as i64, (Kind::Int64, Device::Cpu))?;
+        let mut slots: Vec<Option<Vec<usize>>> = batches.into_iter().map(Some).collect();
+        Vec::<i64>::try_from(&perm)?
+            .into_iter()
+            .map(|k| slots[k as usize].take().context("torch.randperm repeated a batch"))
+            .collect()
+    }
+
     /// The order of one epoch: `torch.randperm(n)` from the default generator when `shuffle`,
     /// else 0..n.
     pub fn order(&self, shuffle: bool) -> Result<Vec<usize>> {
@@ -165,9 +203,61 @@ mod tests {
         assert_eq!(Vec::<i64>::try_from(&b.labels).unwrap(), [1, 0]);
     }
 
+    /// `n` texts whose lengths cycle through 1..=7.
+    fn varied(n: usize) -> Encoded {
+        let texts: Vec<Vec<i64>> = (0..n).map(|i| vec![2; 1 + (i * 5) % 7]).collect();
+        Encoded::from_ids(&texts, vec![0; n]).unwrap()
+    }
+
+    #[test]
+    fn default_batches_are_the_shuffled_order_cut_in_pieces() {
+        let e = varied(23);
+        let _guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+        tch::manual_seed(5);
+        let order = e.order(true).unwrap();
+        tch::manual_seed(5);
+        let batches = e.epoch_batches(4, false).unwrap();
+        assert_eq!(batches, order.chunks(4).map(<[usize]>::to_vec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn bucketed_batches_hold_similar_lengths_and_every_text_once() {
+        let (n, batch_size) = (1000, 3); // pools of 300 texts: three full ones and a partial one
+        let e = varied(n);
+        let _guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+        tch::manual_seed(11);
+        let batches = e.epoch_batches(batch_size, true).unwrap();
+        tch::manual_seed(11);
+        assert_eq!(e.epoch_batches(batch_size, true).unwrap(), batches, "seeded");
+        assert_eq!(batches.len(), n.div_ceil(batch_size));
+        assert_eq!(batches.iter().filter(|b| b.len() < batch_size).count(), 1, "one partial batch");
+        let mut all: Vec<usize> = batches.iter().flatten().copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..n).collect::<Vec<_>>());
+        // Within a batch the lengths are sorted and, with pools this large, nearly equal.
+        let spread: usize = batches
+            .iter()
+            .map(|b| {
+                let lengths: Vec<usize> = b.iter().map(|&i| e.ids(i).len()).collect();
+                assert!(lengths.windows(2).all(|w| w[0] <= w[1]), "{lengths:?}");
+                lengths[lengths.len() - 1] - lengths[0]
+            })
+            .sum();
+        // Only a batch straddling two lengths in a sorted pool mixes them, by one: at most 6
+        // per pool (7 lengths), against ~4 per batch for random batches.
+        assert!(spread <= 4 * 6, "batches mix lengths: total spread {spread}");
+        // The batches themselves are shuffled: not in pool order.
+        let firsts: Vec<usize> = batches.iter().map(|b| e.ids(b[0]).len()).collect();
+        assert!(firsts.windows(2).any(|w| w[0] > w[1]), "batches are not shuffled");
+    }
+
+    /// Tests drawing from libtorch's global generator hold this.
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn shuffles_with_libtorchs_generator() {
         let e = encoded();
+        let _guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
         tch::manual_seed(3);
         let first = e.order(true).unwrap();
         tch::manual_seed(3);

@@ -1,5 +1,10 @@
 //! Helpers shared by the integration tests: where the repository, its Python environment and
 //! the built binaries are, and running them.
+//!
+//! Test binaries carried to another machine (scripts/gpu_check.sh runs them on a GPU machine
+//! that has no Rust toolchain) find everything through environment variables instead of the
+//! paths compiled in: `LSTM_TCH_ROOT` (the repository), `LSTM_TCH_PYTHON` (the Python with
+//! torch) and `LSTM_TCH_BIN_DIR` (a folder holding `lstm-tch` and the examples).
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -8,21 +13,27 @@ use std::{
     process::{Command, Output},
 };
 
-/// The repository root.
+/// The repository root: `LSTM_TCH_ROOT`, else the source tree this test was built from.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("LSTM_TCH_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
-/// The project's Python (`.venv`, made by `scripts/setup.sh`): the reference side of every
-/// parity test. Its absence is a failure, not a skip: parity is the project's promise.
+/// The project's Python (`.venv`, made by `scripts/setup.sh`; `LSTM_TCH_PYTHON` overrides it):
+/// the reference side of every parity test. Its absence is a failure, not a skip: parity is
+/// the project's promise.
 pub fn python() -> PathBuf {
-    let python = root().join(".venv/bin/python");
+    let python =
+        std::env::var_os("LSTM_TCH_PYTHON").map_or_else(|| root().join(".venv/bin/python"), PathBuf::from);
     assert!(python.exists(), "{} missing: run scripts/setup.sh (scripts/test.sh does)", python.display());
     python
 }
 
-/// A built example binary (cargo builds the examples before it runs integration tests).
+/// A built example binary (cargo builds the examples before it runs integration tests), or
+/// `LSTM_TCH_BIN_DIR/name`.
 pub fn example(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("LSTM_TCH_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
     let path = profile_dir.join("examples").join(name);
@@ -60,9 +71,12 @@ pub fn assert_clean_failure(output: &Output, needle: &str, what: &str) {
     }
 }
 
-/// The `lstm-tch` binary.
+/// The `lstm-tch` binary (`LSTM_TCH_BIN_DIR/lstm-tch` when that is set).
 pub fn lstm_tch() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lstm-tch"))
+    match std::env::var_os("LSTM_TCH_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join("lstm-tch"),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_lstm-tch")),
+    }
 }
 
 /// A fresh, empty directory under the system's temporary directory.
@@ -71,4 +85,16 @@ pub fn tempdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Whether this process can use a CUDA device; when not, says on the real stderr (not the
+/// test harness's captured output, so it shows in `cargo test`'s output) that `test` is skipped.
+pub fn cuda_or_skip(test: &str) -> bool {
+    use std::io::Write;
+    if lstm_tch::device::cuda_device_count() > 0 {
+        return true;
+    }
+    let why = lstm_tch::device::cuda_support();
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: no CUDA device ({why})");
+    false
 }
