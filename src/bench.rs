@@ -219,8 +219,13 @@ fn prepare_text(path: &Path, defaults: &cli::TrainArgs) -> Result<(Encoded, usiz
     let texts = train.iter().map(|e| e.text.as_str());
     let vocab = Vocab::from_texts(texts, &tokenizer, defaults.min_freq, defaults.max_vocab)?;
     let classes = labels.indices(&train, "training")?;
-    let data =
-        Encoded::new(train.iter().map(|e| e.text.as_str()), classes, &tokenizer, &vocab, defaults.max_len)?;
+    let data = Encoded::new(
+        train.iter().map(|e| e.text.as_str()),
+        classes,
+        &tokenizer,
+        &vocab,
+        defaults.truncate(),
+    )?;
     Ok((data, vocab.len(), labels.len()))
 }
 

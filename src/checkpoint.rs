@@ -18,13 +18,14 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::{
-    data::{LabelSet, Tokenizer, TokenizerConfig, Vocab},
+    data::{LabelSet, Tokenizer, TokenizerConfig, Truncate, Truncation, Vocab},
     text_model::{TextClassifier, TextModelConfig},
 };
 
 /// The checkpoint format this version writes. Version 2 added the tokenizer's `mode`, the
-/// model's `embedding_dropout` and `pooling`; version 1 (no such fields: the format-1 word
-/// scanner, no embedding dropout, the last hidden state) is still read, and predicts as before.
+/// model's `embedding_dropout` and `pooling`, and `truncate`; version 1 (no such fields: the
+/// format-1 word scanner, no embedding dropout, the last hidden state, the head of each text)
+/// is still read, and predicts as before.
 pub const FORMAT_VERSION: u32 = 2;
 /// The oldest checkpoint format this version reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -47,6 +48,9 @@ pub struct CheckpointConfig {
     pub tokenizer: TokenizerConfig,
     /// Tokens kept per text.
     pub max_len: usize,
+    /// Which tokens of a longer text are kept (format 1: the head).
+    #[serde(default)]
+    pub truncate: Truncation,
     /// The class names, in class order.
     pub labels: Vec<String>,
     /// The vocabulary, in id order.
@@ -54,11 +58,16 @@ pub struct CheckpointConfig {
 }
 
 impl CheckpointConfig {
+    /// Which tokens of each text the model reads.
+    pub fn truncate(&self) -> Truncate {
+        Truncate { max_len: self.max_len, keep: self.truncate }
+    }
+
     /// The configuration of a model trained with this tokenizer, vocabulary and label set.
     pub fn new(
         model: TextModelConfig,
         tokenizer: TokenizerConfig,
-        max_len: usize,
+        truncate: Truncate,
         vocab: &Vocab,
         labels: &LabelSet,
     ) -> Self {
@@ -67,7 +76,8 @@ impl CheckpointConfig {
             format_version: FORMAT_VERSION,
             model,
             tokenizer,
-            max_len,
+            max_len: truncate.max_len,
+            truncate: truncate.keep,
             labels: labels.names().to_vec(),
             vocab: vocab.tokens().to_vec(),
         }

@@ -18,7 +18,7 @@ use crate::{
     checkpoint::{self, CheckpointConfig},
     data::{
         dataset, Columns, Encoded, Example, Format, LabelSet, Tokenizer, TokenizerConfig, TokenizerMode,
-        Vocab,
+        Truncate, Truncation, Vocab,
     },
     device::{self, set_threads, DeviceSpec},
     metrics::Metrics,
@@ -109,9 +109,13 @@ pub struct TrainArgs {
     /// Largest vocabulary, <pad> and <unk> included; the most frequent tokens are kept.
     #[arg(long)]
     pub max_vocab: Option<usize>,
-    /// Tokens kept per text (the first ones).
+    /// Tokens kept per text (which: --truncate).
     #[arg(long, default_value_t = 256)]
     pub max_len: usize,
+    /// Which tokens of a longer text are kept: head, tail, or head-tail (the first quarter
+    /// and the last three quarters of --max-len).
+    #[arg(long, value_enum, default_value_t)]
+    pub truncate: Truncation,
     /// How text is cut into tokens: unicode (UAX #29 words, each CJK character a token), chars
     /// (every non-space character) or jieba (Chinese words; other text as unicode).
     #[arg(long, value_enum, default_value_t)]
@@ -194,6 +198,11 @@ impl TrainArgs {
             args: TrainArgs,
         }
         <Defaults as clap::Parser>::parse_from(["train"]).args
+    }
+
+    /// Which tokens of each text are kept.
+    pub fn truncate(&self) -> Truncate {
+        Truncate { max_len: self.max_len, keep: self.truncate }
     }
 
     /// The model these flags describe, for a vocabulary and a label set of these sizes.
@@ -304,7 +313,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let vocab = Vocab::from_texts(texts, &tokenizer, args.min_freq, args.max_vocab)?;
     let encode = |examples: &[Example], what: &str| -> Result<Encoded> {
         let classes = labels.indices(examples, what)?;
-        Encoded::new(examples.iter().map(|e| e.text.as_str()), classes, &tokenizer, &vocab, args.max_len)
+        Encoded::new(examples.iter().map(|e| e.text.as_str()), classes, &tokenizer, &vocab, args.truncate())
     };
     let train = encode(&splits.train, "training")?;
     let dev = splits.dev.as_deref().map(|d| encode(d, "dev")).transpose()?;
@@ -342,7 +351,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     vs.set_device(device);
     model.flatten_parameters()?; // as PyTorch's model.to(device) does on CUDA; a no-op on the CPU
     let checkpoint_config =
-        CheckpointConfig::new(model_config, tokenizer.config(), args.max_len, &vocab, &labels);
+        CheckpointConfig::new(model_config, tokenizer.config(), args.truncate(), &vocab, &labels);
     let options = TrainOptions {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -440,7 +449,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         classes,
         &ckpt.tokenizer,
         &ckpt.vocab,
-        ckpt.config.max_len,
+        ckpt.config.truncate(),
     )?;
     let metrics = training::evaluate(&ckpt.model, &data, &ckpt.labels, args.batch_size, device)?;
     if args.json {
@@ -553,7 +562,7 @@ pub fn classify(ckpt: &checkpoint::Checkpoint, texts: &[String], device: Device)
         vec![0; texts.len()],
         &ckpt.tokenizer,
         &ckpt.vocab,
-        ckpt.config.max_len,
+        ckpt.config.truncate(),
     )?;
     let logits = training::logits(&ckpt.model, &data, texts.len().max(1), device)?;
     let probs: Tensor = logits.f_softmax(1, Kind::Float)?;

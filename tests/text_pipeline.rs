@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use lstm_tch::{
     checkpoint::{self, CheckpointConfig},
-    data::{dataset, Columns, Encoded, Format, LabelSet, TokenizerConfig, Vocab},
+    data::{dataset, Columns, Encoded, Format, LabelSet, TokenizerConfig, Truncate, Vocab},
     model::Pooling,
     text_model::{TextClassifier, TextModelConfig},
     training,
@@ -198,7 +198,13 @@ fn save_then_load_gives_identical_logits() {
             .collect();
         let vocab = Vocab::from_tokens(vocab_tokens).unwrap();
         let labels = LabelSet::from_names(vec!["a".into(), "b".into(), "c".into()]).unwrap();
-        let config = CheckpointConfig::new(*model.config(), TokenizerConfig::default(), 100, &vocab, &labels);
+        let config = CheckpointConfig::new(
+            *model.config(),
+            TokenizerConfig::default(),
+            Truncate::head(100),
+            &vocab,
+            &labels,
+        );
         let path = dir.join(format!("ckpt-{bidirectional}-{layers}"));
         checkpoint::save(&path, &config, &vs).unwrap();
         // Saving again replaces the checkpoint in place.
@@ -228,7 +234,13 @@ fn refuses_to_replace_a_directory_that_is_not_a_checkpoint() {
     )
     .unwrap();
     let labels = LabelSet::from_names(vec!["a".into(), "b".into(), "c".into()]).unwrap();
-    let config = CheckpointConfig::new(*model.config(), TokenizerConfig::default(), 100, &vocab, &labels);
+    let config = CheckpointConfig::new(
+        *model.config(),
+        TokenizerConfig::default(),
+        Truncate::head(100),
+        &vocab,
+        &labels,
+    );
     let err = checkpoint::save(&dir, &config, &vs).unwrap_err().to_string();
     assert!(err.contains("is not a checkpoint"), "{err}");
     assert_eq!(std::fs::read_to_string(dir.join("precious.txt")).unwrap(), "keep me");

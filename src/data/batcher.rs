@@ -1,9 +1,10 @@
 //! Encoded datasets and padded batches.
 //!
 //! Token ids are stored flat (one `Vec<i64>` and offsets), so memory grows with the data and
-//! not with the longest text. `--max-len N` keeps the first N tokens of each text (reviews
-//! usually state their verdict early and end it with a summary; keeping the head is what
-//! torchtext and Keras do by default). Batches are padded with `<pad>` (id 0) to their longest
+//! not with the longest text. `--max-len N` keeps N tokens of a longer text: by `--truncate`,
+//! the first N (`head`), the last N (`tail`), or the first N/4 and the last 3N/4 (`head-tail`,
+//! the best of these for long reviews in Sun et al. 2019, "How to Fine-Tune BERT for Text
+//! Classification": a review often ends with its verdict). Batches are padded with `<pad>` (id 0) to their longest
 //! member; the last, partial batch is kept. Shuffling draws `torch.randperm(n)` from libtorch's
 //! default generator, so a PyTorch program seeded alike draws the same order.
 //!
@@ -17,6 +18,7 @@
 //! `scripts/text_reference.py` reproduces the batches exactly.
 
 use anyhow::{ensure, Context, Result};
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -26,6 +28,51 @@ use super::{tokenizer::Tokenizer, vocab::Vocab, vocab::PAD_ID};
 /// 100 batches): large enough for nearly uniform lengths within a batch, small enough that a
 /// batch's texts still come from a random sample of the data.
 pub const BUCKET_POOL_BATCHES: usize = 100;
+
+/// Which tokens of a text longer than `--max-len` are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Truncation {
+    /// The first tokens (format-1 checkpoints).
+    #[default]
+    Head,
+    /// The last tokens.
+    Tail,
+    /// The first quarter of `max_len` and the last three quarters.
+    HeadTail,
+}
+
+/// How many tokens of each text are kept (at least 1), and which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Truncate {
+    /// Tokens kept per text.
+    pub max_len: usize,
+    /// Which, for a longer text.
+    pub keep: Truncation,
+}
+
+impl Truncate {
+    /// The first `max_len` tokens.
+    pub fn head(max_len: usize) -> Self {
+        Self { max_len, keep: Truncation::Head }
+    }
+
+    /// The kept ids of `ids`, in order.
+    fn apply<'a>(&self, ids: &'a [i64]) -> std::borrow::Cow<'a, [i64]> {
+        let (n, m) = (ids.len(), self.max_len);
+        if n <= m {
+            return ids.into();
+        }
+        match self.keep {
+            Truncation::Head => ids[..m].into(),
+            Truncation::Tail => ids[n - m..].into(),
+            Truncation::HeadTail => {
+                let head = m / 4;
+                [&ids[..head], &ids[n - (m - head)..]].concat().into()
+            }
+        }
+    }
+}
 
 /// Texts as token ids, with their class indices.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,19 +84,19 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    /// Tokenizes and encodes `texts`, keeping at most `max_len` tokens of each (at least one:
-    /// an empty text is `[<unk>]`).
+    /// Tokenizes and encodes `texts`, keeping at most `truncate.max_len` tokens of each (at
+    /// least one: an empty text is `[<unk>]`).
     pub fn new<'a>(
         texts: impl IntoIterator<Item = &'a str>,
         labels: Vec<i64>,
         tokenizer: &Tokenizer,
         vocab: &Vocab,
-        max_len: usize,
+        truncate: Truncate,
     ) -> Result<Self> {
-        ensure!(max_len >= 1, "--max-len must be at least 1");
+        ensure!(truncate.max_len >= 1, "--max-len must be at least 1");
         let mut encoded = Self { ids: Vec::new(), offsets: vec![0], labels };
         for text in texts {
-            encoded.push(&vocab.encode(&tokenizer.tokenize(text)), max_len);
+            encoded.push(&truncate.apply(&vocab.encode(&tokenizer.tokenize(text))));
         }
         ensure!(
             encoded.len() == encoded.labels.len(),
@@ -66,13 +113,13 @@ impl Encoded {
         ensure!(texts.iter().all(|t| !t.is_empty()), "every text needs at least one token");
         let mut encoded = Self { ids: Vec::new(), offsets: vec![0], labels };
         for ids in texts {
-            encoded.push(ids, usize::MAX);
+            encoded.push(ids);
         }
         Ok(encoded)
     }
 
-    fn push(&mut self, ids: &[i64], max_len: usize) {
-        self.ids.extend_from_slice(&ids[..ids.len().min(max_len)]);
+    fn push(&mut self, ids: &[i64]) {
+        self.ids.extend_from_slice(ids);
         self.offsets.push(self.ids.len());
     }
 
@@ -183,7 +230,8 @@ mod tests {
 
     fn encoded() -> Encoded {
         let vocab = Vocab::build([["a", "b", "c"].as_slice()], 1, None).unwrap();
-        Encoded::new(["a b c a", "", "c"], vec![0, 1, 1], &Tokenizer::default(), &vocab, 3).unwrap()
+        Encoded::new(["a b c a", "", "c"], vec![0, 1, 1], &Tokenizer::default(), &vocab, Truncate::head(3))
+            .unwrap()
     }
 
     #[test]
@@ -193,6 +241,19 @@ mod tests {
         assert_eq!(e.ids(0), [2, 3, 4]); // "a b c" after --max-len 3
         assert_eq!(e.ids(1), [UNK_ID]);
         assert_eq!(e.ids(2), [4]);
+    }
+
+    #[test]
+    fn truncation_keeps_the_head_the_tail_or_both() {
+        let ids: Vec<i64> = (10..20).collect();
+        let keep = |keep, max_len| Truncate { max_len, keep }.apply(&ids).into_owned();
+        assert_eq!(keep(Truncation::Head, 4), [10, 11, 12, 13]);
+        assert_eq!(keep(Truncation::Tail, 4), [16, 17, 18, 19]);
+        assert_eq!(keep(Truncation::HeadTail, 8), [10, 11, 14, 15, 16, 17, 18, 19]);
+        assert_eq!(keep(Truncation::HeadTail, 3), [17, 18, 19]); // a quarter of 3 is nothing
+        for mode in [Truncation::Head, Truncation::Tail, Truncation::HeadTail] {
+            assert_eq!(keep(mode, 10), ids, "{mode:?}: a text that fits is kept whole");
+        }
     }
 
     #[test]

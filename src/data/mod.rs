@@ -5,7 +5,7 @@ pub mod dataset;
 pub mod tokenizer;
 pub mod vocab;
 
-pub use batcher::{Batch, Encoded};
+pub use batcher::{Batch, Encoded, Truncate, Truncation};
 pub use dataset::{Columns, Example, Format, LabelSet};
 pub use tokenizer::{Tokenizer, TokenizerConfig, TokenizerMode};
 pub use vocab::Vocab;
