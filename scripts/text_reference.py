@@ -31,12 +31,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 class TextLSTM(nn.Module):
     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes, bidirectional=False,
-                 dropout=0.0, embedding_dropout=0.0, pooling="last"):
+                 dropout=0.0, embedding_dropout=0.0, pooling="last", output_dropout=0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
                             bidirectional=bidirectional, dropout=dropout)
+        self.output_dropout = nn.Dropout(output_dropout)
         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
         self.pooling = pooling
 
@@ -51,7 +52,7 @@ class TextLSTM(nn.Module):
         else:
             padded = pad_packed_sequence(out, batch_first=True)[0]
             h = padded.sum(1) / lengths.to(padded.dtype).to(padded.device).unsqueeze(1)
-        return self.fc(h)
+        return self.fc(self.output_dropout(h))
 
 
 # The Rust tokenizer (src/data/tokenizer.rs) in a regular expression: alphanumeric words with
@@ -118,7 +119,8 @@ def train(args):
     torch.manual_seed(data["seed"])
     device = torch.device(args.device)
     model = TextLSTM(**data["model"]).to(device)
-    criterion = nn.CrossEntropyLoss()
+    weight = data.get("class_weights")
+    criterion = nn.CrossEntropyLoss(weight=None if weight is None else torch.tensor(weight, dtype=torch.float32, device=device))
     optimizer = optim.Adam(model.parameters(), lr=data["lr"])
     ids, labels, bs = data["train"]["ids"], data["train"]["labels"], data["batch_size"]
 

@@ -253,6 +253,7 @@ fn text_epoch(
         adam: args.adam,
         adam_config: AdamConfig::with_lr(defaults.lr),
         clip_grad_norm: None,
+        class_weights: defaults.class_weights.weights(&data.labels, classes),
         device,
         progress: false,
     };

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// The checkpoint format this version writes. Version 2 added the tokenizer's `mode`, the
-/// model's `embedding_dropout` and `pooling`, and `truncate`; version 1 (no such fields: the
+/// model's `embedding_dropout`, `pooling` and `output_dropout`, and `truncate`; version 1 (no such fields: the
 /// format-1 word scanner, no embedding dropout, the last hidden state, the head of each text)
 /// is still read, and predicts as before.
 pub const FORMAT_VERSION: u32 = 2;

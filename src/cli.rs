@@ -26,7 +26,7 @@ use crate::{
     optim::{AdamConfig, AdamImpl},
     report::JsonFile,
     text_model::{TextClassifier, TextModelConfig},
-    training::{self, EpochReport, TrainOptions},
+    training::{self, ClassWeights, EpochReport, TrainOptions},
 };
 
 /// Where the sample dataset lives: `data/sample` under the working directory, else in the
@@ -114,7 +114,7 @@ pub struct TrainArgs {
     pub max_len: usize,
     /// Which tokens of a longer text are kept: head, tail, or head-tail (the first quarter
     /// and the last three quarters of --max-len).
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t = Truncation::HeadTail)]
     pub truncate: Truncation,
     /// How text is cut into tokens: unicode (UAX #29 words, each CJK character a token), chars
     /// (every non-space character) or jieba (Chinese words; other text as unicode).
@@ -124,28 +124,31 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_lowercase: bool,
     /// Embedding width.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     pub embedding_dim: i64,
     /// LSTM hidden size (per direction).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 64)]
     pub hidden_size: i64,
     /// Stacked LSTM layers.
     #[arg(long, default_value_t = 1)]
     pub num_layers: i64,
     /// Read each text in both directions (`--bidirectional false`: forwards only).
-    #[arg(long, num_args = 0..=1, default_value_t = false, default_missing_value = "true",
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true",
           action = clap::ArgAction::Set, value_name = "BOOL")]
     pub bidirectional: bool,
     /// Dropout between LSTM layers (needs --num-layers ≥ 2 to have an effect).
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f64,
     /// Dropout on the embedded tokens, in training.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.3)]
     pub embedding_dropout: f64,
     /// What the classifier reads: the final hidden state (last), or the max or mean of the
     /// LSTM's outputs over the text.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, value_enum, default_value_t = Pooling::Max)]
     pub pooling: Pooling,
+    /// Dropout on what the classifier reads (the pooled LSTM output), in training.
+    #[arg(long, default_value_t = 0.0)]
+    pub output_dropout: f64,
     /// Passes over the training data.
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
@@ -153,11 +156,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Batch texts of similar length together (seeded pools of 100 batches sorted by length,
-    /// batches shuffled): much less padding and recurrence per batch.
-    #[arg(long)]
+    /// batches shuffled): much less padding and recurrence per batch (`--bucket false`: plain
+    /// shuffled batches).
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_name = "BOOL")]
     pub bucket: bool,
+    /// Weights of the classes in the loss: none, or balanced (each class counts the same in
+    /// all: class c weighs n / (classes × n_c)).
+    #[arg(long, value_enum, default_value_t)]
+    pub class_weights: ClassWeights,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.002)]
     pub lr: f64,
     /// Adam implementation: pytorch (torch.optim.Adam, bit for bit) or libtorch.
     #[arg(long, value_enum, default_value_t)]
@@ -217,6 +226,7 @@ impl TrainArgs {
             dropout: self.dropout,
             embedding_dropout: self.embedding_dropout,
             pooling: self.pooling,
+            output_dropout: self.output_dropout,
         }
     }
 
@@ -273,6 +283,8 @@ struct ExportedData<'a> {
     batch_size: usize,
     /// `--bucket`: length-bucketed batches (src/data/batcher.rs).
     bucket: bool,
+    /// `--class-weights`: the loss's class weights, if any.
+    class_weights: Option<Vec<f32>>,
     epochs: usize,
     lr: f64,
     seed: i64,
@@ -330,6 +342,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     );
 
     let model_config = args.model_config(vocab.len(), labels.len());
+    let class_weights = args.class_weights.weights(&train.labels, labels.len());
     if let Some(file) = export_file {
         file.write(&ExportedData {
             model: model_config,
@@ -338,6 +351,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             test: test.as_ref().map(Into::into),
             batch_size: args.batch_size,
             bucket: args.bucket,
+            class_weights: class_weights.clone(),
             epochs: args.epochs,
             lr: args.lr,
             seed: args.seed,
@@ -359,6 +373,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         adam: args.adam,
         adam_config,
         clip_grad_norm: args.clip_grad_norm,
+        class_weights,
         device,
         progress: !args.quiet,
     };

@@ -232,16 +232,21 @@ impl LstmClassifier {
     /// with the backward state at the first). Padding never reaches the LSTM, so a sequence's
     /// logits do not depend on the rest of its batch. `train` turns inter-layer dropout on.
     pub fn forward_packed(&self, xs: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
-        self.forward_packed_pooled(xs, lengths, train, Pooling::Last)
+        self.classify(&self.pooled_packed(xs, lengths, train, Pooling::Last)?)
     }
 
-    /// [`LstmClassifier::forward_packed`] with a choice of what the linear layer reads: the final
-    /// hidden state ([`Pooling::Last`]), or the maximum or mean of the last layer's outputs over
-    /// each sequence's real steps, as PyTorch computes them from
+    /// The linear layer: `features` [batch, hidden × directions] give logits [batch, output_size].
+    pub fn classify(&self, features: &Tensor) -> Result<Tensor> {
+        Ok(features.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
+    }
+
+    /// What [`LstmClassifier::forward_packed`] gives its linear layer, with a choice of what that
+    /// is: the final hidden state ([`Pooling::Last`]), or the maximum or mean of the last
+    /// layer's outputs over each sequence's real steps, as PyTorch computes them from
     /// `pad_packed_sequence(out, batch_first=True, padding_value=-inf or 0)`:
-    /// `out.max(1).values`, or `out.sum(1) / lengths[:, None]`. Shapes as there; the padding
-    /// never enters a maximum or a mean.
-    pub fn forward_packed_pooled(
+    /// `out.max(1).values`, or `out.sum(1) / lengths[:, None]`. Inputs as there; features
+    /// [batch, hidden × directions]. The padding never enters a maximum or a mean.
+    pub fn pooled_packed(
         &self,
         xs: &Tensor,
         lengths: &Tensor,
@@ -314,7 +319,7 @@ impl LstmClassifier {
                 }
             }
         };
-        Ok(features.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
+        Ok(features)
     }
 
     fn check_input(&self, xs: &Tensor, dims: usize) -> Result<()> {
@@ -350,5 +355,12 @@ impl LstmClassifier {
 /// ignore index -100 and no label smoothing. `logits` [batch, classes], `targets` [batch] int64
 /// give a scalar.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    Ok(logits.f_cross_entropy_loss::<Tensor>(targets, None, tch::Reduction::Mean, -100, 0.0)?)
+    weighted_cross_entropy(logits, targets, None)
+}
+
+/// `nn.CrossEntropyLoss(weight=weights)(logits, targets)`: with `weights` [classes] (float, on
+/// the logits' device), each text's loss is scaled by its class's weight and the mean is taken
+/// over the weights (`Σ wᵢ·lossᵢ / Σ wᵢ`); `None` is [`cross_entropy`].
+pub fn weighted_cross_entropy(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
+    Ok(logits.f_cross_entropy_loss(targets, weights, tch::Reduction::Mean, -100, 0.0)?)
 }

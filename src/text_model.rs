@@ -1,14 +1,16 @@
 //! The sentiment classifier: `nn.Embedding` → dropout → the article's LSTM classifier, run on
-//! packed sequences, reading the final hidden state or the max or mean of the outputs.
+//! packed sequences, its linear layer reading (through dropout) the final hidden state or the
+//! max or mean of the outputs.
 //!
 //! ```python
 //! class TextLSTM(nn.Module):                      # scripts/text_reference.py
 //!     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes,
-//!                  bidirectional, dropout, embedding_dropout, pooling):
+//!                  bidirectional, dropout, embedding_dropout, pooling, output_dropout):
 //!         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
 //!         self.embedding_dropout = nn.Dropout(embedding_dropout)
 //!         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
 //!                             bidirectional=bidirectional, dropout=dropout)
+//!         self.output_dropout = nn.Dropout(output_dropout)
 //!         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 //!     def forward(self, tokens, lengths):
 //!         x = self.embedding_dropout(self.embedding(tokens))
@@ -21,7 +23,7 @@
 //!         else:
 //!             padded = pad_packed_sequence(out, batch_first=True)[0]
 //!             h = padded.sum(1) / lengths.to(padded)[:, None]
-//!         return self.fc(h)
+//!         return self.fc(self.output_dropout(h))
 //! ```
 //!
 //! Variables are `embedding.weight`, `lstm.*`, `fc.*`, the `state_dict` names.
@@ -59,6 +61,9 @@ pub struct TextModelConfig {
     /// What the linear layer reads (`last` in format-1 checkpoints).
     #[serde(default)]
     pub pooling: Pooling,
+    /// Dropout on what the linear layer reads, in training only (0 in format-1 checkpoints).
+    #[serde(default)]
+    pub output_dropout: f64,
 }
 
 impl TextModelConfig {
@@ -79,11 +84,9 @@ impl TextModelConfig {
         ensure!(self.vocab_size >= 2, "the vocabulary needs at least <pad> and <unk>");
         ensure!(self.embedding_dim >= 1, "embedding dim must be at least 1, got {}", self.embedding_dim);
         ensure!(self.num_classes >= 2, "a classifier needs at least two classes, got {}", self.num_classes);
-        ensure!(
-            (0.0..1.0).contains(&self.embedding_dropout),
-            "embedding dropout must be in [0, 1), got {}",
-            self.embedding_dropout
-        );
+        for (name, p) in [("embedding", self.embedding_dropout), ("output", self.output_dropout)] {
+            ensure!((0.0..1.0).contains(&p), "{name} dropout must be in [0, 1), got {p}");
+        }
         self.lstm().validate()
     }
 
@@ -131,6 +134,7 @@ impl TextClassifier {
         ensure!(tokens.dim() == 2, "expected tokens [batch, length], got {:?}", tokens.size());
         let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?
             .f_dropout(self.config.embedding_dropout, train)?;
-        self.classifier.forward_packed_pooled(&embedded, lengths, train, self.config.pooling)
+        let features = self.classifier.pooled_packed(&embedded, lengths, train, self.config.pooling)?;
+        self.classifier.classify(&features.f_dropout(self.config.output_dropout, train)?)
     }
 }

@@ -16,7 +16,7 @@ use tch::{nn, Device, Tensor};
 use crate::{
     data::{Encoded, LabelSet},
     metrics::{Confusion, Metrics},
-    model::cross_entropy,
+    model::weighted_cross_entropy,
     optim::{Adam, AdamConfig, AdamImpl},
     progress::Progress,
     text_model::TextClassifier,
@@ -37,10 +37,43 @@ pub struct TrainOptions {
     pub adam_config: AdamConfig,
     /// Clip the gradients' joint L2 norm to this before each step.
     pub clip_grad_norm: Option<f64>,
+    /// Per-class weights of the loss (`nn.CrossEntropyLoss(weight=...)`), one per class.
+    pub class_weights: Option<Vec<f32>>,
     /// Where the model lives.
     pub device: Device,
     /// Draw a progress bar (when stderr is a terminal).
     pub progress: bool,
+}
+
+/// Which weights the loss gives each class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeights {
+    /// Every text counts the same.
+    #[default]
+    None,
+    /// Each class counts the same in all (scikit-learn's "balanced"): class c weighs
+    /// n / (classes × n_c), so a minority class is not drowned out.
+    Balanced,
+}
+
+impl ClassWeights {
+    /// The weights for training `labels` (class indices in 0..num_classes), or `None` for equal
+    /// weights. A class without texts gets weight 0.
+    pub fn weights(self, labels: &[i64], num_classes: usize) -> Option<Vec<f32>> {
+        match self {
+            ClassWeights::None => None,
+            ClassWeights::Balanced => {
+                let mut counts = vec![0usize; num_classes];
+                for &l in labels {
+                    counts[l as usize] += 1;
+                }
+                let n = labels.len() as f64;
+                let k = num_classes as f64;
+                Some(counts.iter().map(|&c| if c == 0 { 0.0 } else { (n / (k * c as f64)) as f32 }).collect())
+            }
+        }
+    }
 }
 
 /// What one epoch did.
@@ -77,6 +110,11 @@ pub fn fit(
     ensure!(options.batch_size >= 1, "--batch-size must be at least 1");
     ensure!(!train.is_empty(), "no training data");
     let mut optimizer = Adam::new(options.adam, vs, options.adam_config)?;
+    let class_weights = options
+        .class_weights
+        .as_deref()
+        .map(|w| Tensor::from_slice(w).f_to_device(options.device))
+        .transpose()?;
     let num_batches = train.len().div_ceil(options.batch_size);
     let mut reports: Vec<EpochReport> = Vec::with_capacity(options.epochs);
     let mut best_accuracy = f64::NEG_INFINITY;
@@ -91,7 +129,7 @@ pub fn fit(
         for indices in &batches {
             let batch = train.batch(indices)?.to_device(options.device)?;
             let logits = model.forward(&batch.tokens, &batch.lengths, true)?;
-            let loss = cross_entropy(&logits, &batch.labels)?;
+            let loss = weighted_cross_entropy(&logits, &batch.labels, class_weights.as_ref())?;
             optimizer.backward_step_clip(&loss, options.clip_grad_norm)?;
             let loss = loss.f_double_value(&[])?;
             ensure!(
@@ -160,4 +198,21 @@ pub fn evaluate(
         confusion.add(truth as usize, predicted as usize);
     }
     Ok(confusion.metrics())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balanced_weights_make_every_class_count_the_same() {
+        let labels = [0, 0, 0, 1, 2, 2];
+        let w = ClassWeights::Balanced.weights(&labels, 4).unwrap();
+        assert_eq!(w, [6.0 / 12.0, 6.0 / 4.0, 6.0 / 8.0, 0.0]);
+        // Each present class's total weight is n / classes.
+        for (class, count) in [(0, 3.0), (1, 1.0), (2, 2.0)] {
+            assert!((w[class] * count - 1.5f32).abs() < 1e-6);
+        }
+        assert_eq!(ClassWeights::None.weights(&labels, 4), None);
+    }
 }

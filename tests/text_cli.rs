@@ -68,6 +68,56 @@ fn defaults_reach_85_percent_on_the_sample_test_split() {
 }
 
 #[test]
+fn defaults_learn_chinese_negation_and_contrast() {
+    // The Chinese sample with the defaults: the unicode tokenizer reads each character.
+    let dir = tempdir("cli-defaults-zh");
+    let (ckpt, report) = (dir.join("ckpt"), dir.join("report.json"));
+    let zh = common::root().join("data/sample-zh");
+    let split = |name: &str| zh.join(name).to_str().unwrap().to_owned();
+    let (train, dev, test) = (split("train.tsv"), split("dev.tsv"), split("test.tsv"));
+    let out = run(
+        lstm_tch(),
+        &[
+            "train",
+            "--train",
+            &train,
+            "--dev",
+            &dev,
+            "--test",
+            &test,
+            "--threads",
+            "1",
+            "-q",
+            "--out",
+            ckpt.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let accuracy = report["test"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.85, "test accuracy {accuracy} < 0.85\n{stderr}");
+    assert_eq!(report["labels"], serde_json::json!(["正面", "负面"]));
+
+    // Negation, contrast both ways, and an expectation not met.
+    let sentences =
+        ["一点也不好吃", "虽然送餐有点慢，但是味道非常好！", "味道非常好，但是送餐太慢了", "没有想象中好"];
+    let mut args = vec!["predict", "--json", "--threads", "1", "--checkpoint", ckpt.to_str().unwrap()];
+    args.extend(sentences);
+    let out = run(lstm_tch(), &args);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let labels: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(labels, ["负面", "正面", "负面", "负面"], "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn eval_prints_a_table() {
     let out = run(lstm_tch(), &["eval", "--checkpoint", checkpoint().to_str().unwrap()]);
     let (stdout, stderr) = text(&out);

@@ -169,13 +169,24 @@ fn bidirectional_two_layer_last_state_matches_pytorch() {
 
 #[test]
 fn max_pooling_with_every_dropout_matches_pytorch() {
-    let flags = ["--bidirectional", "--num-layers", "2", "--dropout", "0.2", "--embedding-dropout", "0.3"];
+    let flags = [
+        "--bidirectional",
+        "--num-layers",
+        "2",
+        "--dropout",
+        "0.2",
+        "--embedding-dropout",
+        "0.3",
+        "--output-dropout",
+        "0.4",
+    ];
     check("max", "sample", &[&flags[..], &["--pooling", "max"]].concat());
 }
 
 #[test]
-fn mean_pooling_matches_pytorch() {
-    check("mean", "sample", &["--bidirectional", "false", "--pooling", "mean", "--embedding-dropout", "0.1"]);
+fn mean_pooling_and_class_weights_match_pytorch() {
+    let flags = ["--bidirectional", "false", "--pooling", "mean", "--embedding-dropout", "0.1"];
+    check("mean", "sample", &[&flags[..], &["--class-weights", "balanced", "--bucket", "false"]].concat());
 }
 
 #[test]

@@ -136,6 +136,7 @@ fn model(bidirectional: bool, num_layers: i64) -> (nn::VarStore, TextClassifier)
         dropout: 0.0,
         embedding_dropout: 0.0,
         pooling: Pooling::Last,
+        output_dropout: 0.0,
     };
     let vs = nn::VarStore::new(Device::Cpu);
     let model = TextClassifier::new(&vs.root(), config).unwrap();
@@ -259,6 +260,7 @@ fn dropout_only_acts_in_training() {
         dropout: 0.5,
         embedding_dropout: 0.0,
         pooling: Pooling::Last,
+        output_dropout: 0.0,
     };
     let vs = nn::VarStore::new(Device::Cpu);
     let model = TextClassifier::new(&vs.root(), config).unwrap();

@@ -244,6 +244,11 @@ mod tests {
     #[test]
     fn jieba_segments_chinese_words_and_leaves_the_rest_to_unicode() {
         assert_eq!(tokens(Jieba, "味道不错，送餐很快"), ["味道", "不错", "，", "送餐", "很快"]);
+        // The README's example, in each mode.
+        let example = "虽然很慢，但是不错 👍";
+        assert_eq!(tokens(Jieba, example), ["虽然", "很", "慢", "，", "但是", "不错", "👍"]);
+        assert_eq!(tokens(Unicode, example), ["虽", "然", "很", "慢", "，", "但", "是", "不", "错", "👍"]);
+        assert_eq!(tokens(Chars, example), tokens(Unicode, example));
         assert_eq!(tokens(Jieba, "I don't like 这家店"), ["i", "don't", "like", "这家", "店"]);
         assert_eq!(tokens(Jieba, "映画はとても"), ["映画", "は", "と", "て", "も"]);
         assert_eq!(tokens(Jieba, "정말 좋아"), ["정말", "좋아"]);
