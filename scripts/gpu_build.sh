@@ -14,7 +14,9 @@
 # Environment: TORCH_VERSION (2.11.0), TORCH_VENV (/tmp/torch211: a venv with that torch, numpy
 # and safetensors, created if missing, ~1-2 minutes), CARGO_TARGET_DIR (/work/target211: the
 # first build compiles torch-sys, ~7 minutes on 2 cores), GPU_BUILD_DIR (/tmp/lstm-tch-gpu-build:
-# the patched torch-sys and a scratch copy of this working tree). The bundle holds lstm-tch,
+# the patched torch-sys and a scratch copy of this working tree), SST2_TSV (GLUE SST-2's
+# train.tsv, copied into the bundle as sst2_train.tsv for the GPU benchmark's text rows when it
+# exists [default: ../shared/data/sst2/train.tsv]; never committed). The bundle holds lstm-tch,
 # article, the test binaries cuda_training, cuda_loading and text_parity, and BUILD_INFO.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -84,7 +86,12 @@ cp "$TARGET/release/lstm-tch" "$TARGET/release/examples/article" "$BUNDLE/"
 while read -r name exe; do
   cp "$exe" "$BUNDLE/$name"
 done <<<"$executables"
-strip --strip-debug "$BUNDLE"/*
+strip --strip-debug "$BUNDLE/lstm-tch" "$BUNDLE/article" "${TESTS[@]/#/$BUNDLE/}"
+SST2=${SST2_TSV:-$ROOT/../shared/data/sst2/train.tsv}
+if [[ -f $SST2 ]]; then
+  cp "$SST2" "$BUNDLE/sst2_train.tsv"
+  chmod u+w "$BUNDLE/sst2_train.tsv"
+fi
 for t in lstm-tch article "${TESTS[@]}"; do
   [[ -x $BUNDLE/$t ]] || { echo "gpu_build: $t missing from the bundle" >&2; exit 1; }
 done
@@ -92,6 +99,7 @@ done
   echo "torch $VERSION"
   echo "commit $(git -C "$ROOT" rev-parse HEAD)$(git -C "$ROOT" diff --quiet HEAD || echo ' + uncommitted changes')"
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) against $VENV"
+  [[ -f $BUNDLE/sst2_train.tsv ]] && echo "sst2_train.tsv from $SST2"
 } >"$BUNDLE/BUILD_INFO"
 if [[ $BUNDLE == "$ROOT/.gpu-bundle" ]]; then
   exclude=$(git -C "$ROOT" rev-parse --git-path info/exclude)
