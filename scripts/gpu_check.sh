@@ -18,6 +18,8 @@
 #                     [default: .venv/bin/python, else python3]
 #   OUT               folder for the log (gpu_check.log), bench.json and every command's output
 #                     [default: a new folder under /tmp]
+#   SST2_TSV          the benchmark's text file [default: the bundle's sst2_train.tsv (real GLUE
+#                     SST-2 train split) when there, else a synthetic SST-2-size file]
 # LD_LIBRARY_PATH gets PYTHON's torch/lib first, so the binaries run on that PyTorch's libtorch
 # (a bundle's RUNPATH points at the build machine's), and the bundle's torch version must be it.
 #
@@ -37,7 +39,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --device) DEVICE=${2:?--device needs a value}; shift 2 ;;
     --quick) QUICK=(--quick); shift ;;
-    -h | --help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -245,7 +247,15 @@ done
 
 # ---------------------------------------------------------------------------------------------
 step "benchmark on $DEVICE: Rust against PyTorch, one run"
-if "$PYTHON" scripts/bench.py --device "$DEVICE" --suite device --threads 1 --rounds 1 "${QUICK[@]}" \
+TEXT_DATA=()
+SST2=${SST2_TSV:-$BIN/sst2_train.tsv}
+if [[ ${#QUICK[@]} -eq 0 && -f $SST2 ]]; then
+  TEXT_DATA=(--text-data "$SST2")
+  info "text rows: $SST2 ($(($(wc -l <"$SST2") - 1)) sentences)"
+else
+  info "text rows: a synthetic SST-2-size file (scripts/make_scale_data.py)"
+fi
+if "$PYTHON" scripts/bench.py --device "$DEVICE" --suite device --threads 1 --rounds 1 "${QUICK[@]}" "${TEXT_DATA[@]}" \
   --rust-bin "$LSTM_TCH" --article-bin "$ARTICLE" --python "$PYTHON" --json "$OUT_DIR/bench.json" \
   >"$OUT_DIR/logs/bench.txt" 2>"$OUT_DIR/logs/bench.err"; then
   cat "$OUT_DIR/logs/bench.txt"

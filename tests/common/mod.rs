@@ -94,7 +94,7 @@ pub fn cuda_or_skip(test: &str) -> bool {
     if lstm_tch::device::cuda_device_count() > 0 {
         return true;
     }
-    let why = lstm_tch::device::cuda_support();
-    let _ = writeln!(std::io::stderr(), "{test}: skipped: no CUDA device ({why})");
+    let line = format!("{test}: skipped: no CUDA device ({})\n", lstm_tch::device::cuda_support());
+    let _ = std::io::stderr().lock().write_all(line.as_bytes()); // one write: tests run in parallel
     false
 }
