@@ -187,8 +187,8 @@ print(f"{len(rust)} epochs x {len(rust[0])} batches")
 EOF
 }
 for mode in default bucket; do
-  flags=()
-  [[ $mode == bucket ]] && flags=(--bucket)
+  flags=(--bucket false)  # train buckets by default: "default" is PyTorch's plain shuffled batches
+  [[ $mode == bucket ]] && flags=(--bucket true)
   ck=$OUT_DIR/ck-$mode
   rm -rf "$ck"
   if ! run "train-$mode" "$LSTM_TCH" train --device "$DEVICE" --epochs 2 --bidirectional --threads 1 --quiet \

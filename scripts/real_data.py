@@ -49,7 +49,7 @@ def main():
     p.add_argument("--setting", action="append", metavar="NAME=FLAGS",
                    help="a named setting: train flags added to the defaults (default: the defaults alone)")
     p.add_argument("--binary", type=Path, default=ROOT / "target/release/lstm-tch")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, help="--threads for train (default: libtorch's, as a user runs it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write every report here")
     args = p.parse_args()

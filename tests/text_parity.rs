@@ -207,6 +207,6 @@ fn cuda_training_and_checkpoint_match_pytorchs_cuda_defaults() {
     if !common::cuda_or_skip("cuda_training_and_checkpoint_match_pytorchs_cuda_defaults") {
         return;
     }
-    check_on("cuda", "sample", "cuda", "16", &["--bidirectional"]);
+    check_on("cuda", "sample", "cuda", "16", &["--bidirectional", "--bucket", "false"]);
     check_on("cuda-bucket", "sample", "cuda", "4", &["--bucket"]);
 }
