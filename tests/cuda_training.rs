@@ -101,7 +101,11 @@ fn flattened_weights_are_views_into_one_buffer_that_training_and_saving_use() {
     }
     for (name, t) in lstm_variables(&vs) {
         assert_eq!(storage_base(&t), base, "{name} left the buffer during training");
-        assert_ne!(bits(&t), before[&name], "{name} was not updated");
+        // `out[:, -1]` reads the top layer's reverse direction after its first step, which
+        // starts from h0 = 0: its W_hh gets no gradient (in PyTorch too), so Adam leaves it.
+        if name != "lstm.weight_hh_l1_reverse" {
+            assert_ne!(bits(&t), before[&name], "{name} was not updated");
+        }
     }
 
     // A save reads the trained values through the buffer.
