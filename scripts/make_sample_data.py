@@ -88,23 +88,29 @@ def sentence(rng):
     return text, "positive" if polarity > 0 else "negative"
 
 
-def main():
-    rng = random.Random(SEED)
+def write_splits(out, sizes, seed, make, header, unit, key=str.lower):
+    """Draws `make(rng)` -> (text, label) until each split of `sizes` has its count of texts, no
+    two texts with the same `key(text)`, and writes `out/NAME.tsv`."""
+    rng = random.Random(seed)
     seen, splits = set(), {}
-    for name, size in SIZES.items():
+    for name, size in sizes.items():
         rows = []
         while len(rows) < size:
-            text, label = sentence(rng)
-            if text.lower() not in seen:
-                seen.add(text.lower())
+            text, label = make(rng)
+            if key(text) not in seen:
+                seen.add(key(text))
                 rows.append((text, label))
         splits[name] = rows
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
-        with open(OUT / f"{name}.tsv", "w", encoding="utf-8") as f:
-            f.write("sentence\tlabel\n")
+        with open(out / f"{name}.tsv", "w", encoding="utf-8") as f:
+            f.write(header + "\n")
             f.writelines(f"{text}\t{label}\n" for text, label in rows)
-        print(f"wrote {OUT / f'{name}.tsv'}: {len(rows)} sentences")
+        print(f"wrote {out / f'{name}.tsv'}: {len(rows)} {unit}")
+
+
+def main():
+    write_splits(OUT, SIZES, SEED, sentence, "sentence\tlabel", "sentences")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ Splits: train 2000, dev 400, test 400 reviews, no review in two splits. Format: 
 header `text<TAB>label`, labels 正面 (positive) / 负面 (negative). Standard library only.
 """
 
-import random
 from pathlib import Path
+
+from make_sample_data import write_splits
 
 SEED = 2026
 SIZES = {"train": 2000, "dev": 400, "test": 400}
@@ -125,23 +126,7 @@ def review(rng):
 
 
 def main():
-    rng = random.Random(SEED)
-    seen, splits = set(), {}
-    for name, size in SIZES.items():
-        rows = []
-        while len(rows) < size:
-            text, label = review(rng)
-            key = text.rstrip("。！～.")
-            if key not in seen:
-                seen.add(key)
-                rows.append((text, label))
-        splits[name] = rows
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, rows in splits.items():
-        with open(OUT / f"{name}.tsv", "w", encoding="utf-8") as f:
-            f.write("text\tlabel\n")
-            f.writelines(f"{text}\t{label}\n" for text, label in rows)
-        print(f"wrote {OUT / f'{name}.tsv'}: {len(rows)} reviews")
+    write_splits(OUT, SIZES, SEED, review, "text\tlabel", "reviews", key=lambda t: t.rstrip("。！～."))
 
 
 if __name__ == "__main__":
