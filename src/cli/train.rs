@@ -1,26 +1,19 @@
-//! The `lstm-tch` command line: `train`, `eval` and `predict`.
-//!
-//! Each subcommand is a clap struct and a `run` function; `src/main.rs` only dispatches. This is
-//! the edge of the program: paths and user values get their context here.
+//! `lstm-tch train`: train a sentiment classifier on labelled text and keep its best epoch.
 
-use std::{
-    io::{BufRead, IsTerminal, Write},
-    path::{Path, PathBuf},
-    time::Instant,
-};
+use std::{path::PathBuf, time::Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use clap::Args;
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 
+use super::{sample_dir, DataArgs, RuntimeArgs, DEFAULT_CHECKPOINT};
 use crate::{
     checkpoint::{self, CheckpointConfig},
     data::{
-        dataset, Columns, Encoded, Example, Format, LabelSet, Tokenizer, TokenizerConfig, TokenizerMode,
-        Truncate, Truncation, Vocab,
+        dataset, Encoded, Example, LabelSet, Tokenizer, TokenizerConfig, TokenizerMode, Truncate, Truncation,
+        Vocab,
     },
-    device::{self, set_threads, DeviceSpec},
     metrics::Metrics,
     model::Pooling,
     optim::{AdamConfig, AdamImpl},
@@ -28,60 +21,6 @@ use crate::{
     text_model::{TextClassifier, TextModelConfig},
     training::{self, ClassWeights, EpochReport, TrainOptions},
 };
-
-/// Where the sample dataset lives: `data/sample` under the working directory, else in the
-/// source tree this binary was built from.
-pub fn sample_dir() -> PathBuf {
-    let local = PathBuf::from("data/sample");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")
-    }
-}
-
-/// The default checkpoint directory.
-pub const DEFAULT_CHECKPOINT: &str = "runs/sentiment";
-
-/// How to read a dataset file.
-#[derive(Debug, Clone, Args, Serialize)]
-pub struct DataArgs {
-    /// File format; by default from the extension (.tsv .csv .jsonl), a directory being IMDB.
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
-    /// Column (or JSON field) holding the text [default: the first of text, sentence, review,
-    /// text_a, content, comment].
-    #[arg(long)]
-    pub text_column: Option<String>,
-    /// Column (or JSON field) holding the label [default: label, sentiment or polarity].
-    #[arg(long)]
-    pub label_column: Option<String>,
-}
-
-impl DataArgs {
-    fn load(&self, path: &Path) -> Result<Vec<Example>> {
-        let columns = Columns { text: self.text_column.clone(), label: self.label_column.clone() };
-        dataset::load(path, self.format, &columns)
-    }
-}
-
-/// Where to run.
-#[derive(Debug, Clone, Args, Serialize)]
-pub struct RuntimeArgs {
-    /// Device: cpu, cuda, cuda:N, mps or auto.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// libtorch intra-op threads; libtorch's default when absent.
-    #[arg(long)]
-    pub threads: Option<usize>,
-}
-
-impl RuntimeArgs {
-    fn init(&self) -> Result<Device> {
-        set_threads(self.threads)?;
-        self.device.resolve()
-    }
-}
 
 /// `lstm-tch train`: train a sentiment classifier and save the best checkpoint.
 #[derive(Debug, Clone, Args, Serialize)]
@@ -428,175 +367,5 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             seconds,
         })?;
     }
-    Ok(())
-}
-
-/// `lstm-tch eval`: accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix.
-#[derive(Debug, Clone, Args)]
-pub struct EvalArgs {
-    /// Labelled data to evaluate [default: the sample dataset's test.tsv].
-    pub data: Option<PathBuf>,
-    /// Checkpoint directory.
-    #[arg(long, default_value = DEFAULT_CHECKPOINT)]
-    pub checkpoint: PathBuf,
-    #[command(flatten)]
-    pub format: DataArgs,
-    /// Texts per batch.
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
-    /// Print the metrics as JSON.
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
-}
-
-/// Runs `lstm-tch eval`.
-pub fn eval(args: &EvalArgs) -> Result<()> {
-    let device = args.runtime.init()?;
-    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
-    let ckpt = checkpoint::load(&args.checkpoint, device)?;
-    let path = args.data.clone().unwrap_or_else(|| sample_dir().join("test.tsv"));
-    let examples = args.format.load(&path)?;
-    let classes = ckpt.labels.indices(&examples, "evaluation")?;
-    let data = Encoded::new(
-        examples.iter().map(|e| e.text.as_str()),
-        classes,
-        &ckpt.tokenizer,
-        &ckpt.vocab,
-        ckpt.config.truncate(),
-    )?;
-    let metrics = training::evaluate(&ckpt.model, &data, &ckpt.labels, args.batch_size, device)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
-    } else {
-        println!("{}: {} texts, checkpoint {}\n", path.display(), metrics.total, args.checkpoint.display());
-        print!("{}", metrics.table());
-    }
-    Ok(())
-}
-
-/// `lstm-tch predict`: the label and class probabilities of each sentence.
-#[derive(Debug, Clone, Args)]
-pub struct PredictArgs {
-    /// Sentences to classify; without any (and without --file), lines are read from stdin.
-    pub sentences: Vec<String>,
-    /// Read sentences from this file, one per line.
-    #[arg(long, conflicts_with = "sentences")]
-    pub file: Option<PathBuf>,
-    /// Checkpoint directory.
-    #[arg(long, default_value = DEFAULT_CHECKPOINT)]
-    pub checkpoint: PathBuf,
-    /// Print JSON Lines: {"text", "label", "probabilities"}.
-    #[arg(long)]
-    pub json: bool,
-    /// Lines classified together when reading a file or a pipe.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    #[command(flatten)]
-    pub runtime: RuntimeArgs,
-}
-
-/// One prediction, as `predict --json` prints it.
-#[derive(Debug, Serialize)]
-struct Prediction<'a> {
-    text: &'a str,
-    label: &'a str,
-    probabilities: ClassProbabilities<'a>,
-}
-
-/// `{class: probability}` in class order, probabilities as float32.
-#[derive(Debug)]
-struct ClassProbabilities<'a>(&'a [String], &'a [f32]);
-
-impl Serialize for ClassProbabilities<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, p) in self.0.iter().zip(self.1) {
-            map.serialize_entry(name, p)?;
-        }
-        map.end()
-    }
-}
-
-/// Runs `lstm-tch predict`.
-pub fn predict(args: &PredictArgs) -> Result<()> {
-    let device = args.runtime.init()?;
-    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
-    let ckpt = checkpoint::load(&args.checkpoint, device)?;
-    let mut out = std::io::stdout().lock();
-    let mut emit = |texts: &[String]| -> Result<()> {
-        let probabilities = classify(&ckpt, texts, device)?;
-        for (text, probs) in texts.iter().zip(probabilities.chunks(ckpt.labels.len())) {
-            let best = probs.iter().enumerate().fold(0, |b, (i, &p)| if p > probs[b] { i } else { b });
-            let label = &ckpt.labels.names()[best];
-            if args.json {
-                let probabilities = ClassProbabilities(ckpt.labels.names(), probs);
-                writeln!(out, "{}", serde_json::to_string(&Prediction { text, label, probabilities })?)?;
-            } else {
-                let probs: Vec<String> =
-                    ckpt.labels.names().iter().zip(probs).map(|(n, p)| format!("{n}={p:.4}")).collect();
-                writeln!(out, "{label}\t{}\t{text}", probs.join(" "))?;
-            }
-        }
-        out.flush()?;
-        Ok(())
-    };
-    if !args.sentences.is_empty() {
-        return emit(&args.sentences);
-    }
-    let (reader, name): (Box<dyn BufRead>, String) = match &args.file {
-        Some(path) => {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-            (Box::new(std::io::BufReader::new(file)), path.display().to_string())
-        }
-        None => (Box::new(std::io::stdin().lock()), "standard input".to_owned()),
-    };
-    // Interactive input is answered line by line; files and pipes are classified in batches.
-    let chunk = if args.file.is_none() && std::io::stdin().is_terminal() { 1 } else { args.batch_size };
-    let mut pending = Vec::with_capacity(chunk);
-    for line in dataset::lines(name, reader) {
-        pending.push(line?.1);
-        if pending.len() == chunk {
-            emit(&pending)?;
-            pending.clear();
-        }
-    }
-    if !pending.is_empty() {
-        emit(&pending)?;
-    }
-    Ok(())
-}
-
-/// Class probabilities of `texts`, flattened [texts × classes].
-pub fn classify(ckpt: &checkpoint::Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
-    let data = Encoded::new(
-        texts.iter().map(String::as_str),
-        vec![0; texts.len()],
-        &ckpt.tokenizer,
-        &ckpt.vocab,
-        ckpt.config.truncate(),
-    )?;
-    let logits = training::logits(&ckpt.model, &data, texts.len().max(1), device)?;
-    let probs: Tensor = logits.f_softmax(1, Kind::Float)?;
-    Ok(Vec::<f32>::try_from(&probs.f_flatten(0, -1)?)?)
-}
-
-/// `lstm-tch info`: which libtorch this process runs on, its threads, and what became of CUDA
-/// support (see [`device`](crate::device)); the first thing to look at when a device is not
-/// found.
-pub fn info() -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "lstm-tch        {}", env!("CARGO_PKG_VERSION"))?;
-    writeln!(out, "libtorch        {}", device::libtorch_dir().unwrap_or_else(|| "as linked".into()))?;
-    writeln!(out, "threads         {} (intra-op)", tch::get_num_threads())?;
-    writeln!(out, "CUDA            {}", device::cuda_support())?;
-    if let Some(version) = device::cuda_runtime_version() {
-        writeln!(out, "CUDA runtime    {}.{}", version / 1000, version % 1000 / 10)?;
-    }
-    writeln!(out, "CUDA devices    {}", device::cuda_device_count())?;
-    writeln!(out, "MPS             {}", if tch::utils::has_mps() { "available" } else { "not available" })?;
     Ok(())
 }

@@ -1,0 +1,54 @@
+//! `lstm-tch eval`: a checkpoint's metrics on labelled data.
+
+use std::path::PathBuf;
+
+use anyhow::{ensure, Result};
+use clap::Args;
+
+use super::{sample_dir, DataArgs, RuntimeArgs, DEFAULT_CHECKPOINT};
+use crate::{checkpoint, data::Encoded, training};
+
+/// `lstm-tch eval`: accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// Labelled data to evaluate [default: the sample dataset's test.tsv].
+    pub data: Option<PathBuf>,
+    /// Checkpoint directory.
+    #[arg(long, default_value = DEFAULT_CHECKPOINT)]
+    pub checkpoint: PathBuf,
+    #[command(flatten)]
+    pub format: DataArgs,
+    /// Texts per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print the metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// Runs `lstm-tch eval`.
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    let device = args.runtime.init()?;
+    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    let ckpt = checkpoint::load(&args.checkpoint, device)?;
+    let path = args.data.clone().unwrap_or_else(|| sample_dir().join("test.tsv"));
+    let examples = args.format.load(&path)?;
+    let classes = ckpt.labels.indices(&examples, "evaluation")?;
+    let data = Encoded::new(
+        examples.iter().map(|e| e.text.as_str()),
+        classes,
+        &ckpt.tokenizer,
+        &ckpt.vocab,
+        ckpt.config.truncate(),
+    )?;
+    let metrics = training::evaluate(&ckpt.model, &data, &ckpt.labels, args.batch_size, device)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        println!("{}: {} texts, checkpoint {}\n", path.display(), metrics.total, args.checkpoint.display());
+        print!("{}", metrics.table());
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `lstm-tch predict`: the label and class probabilities of each sentence.
+
+use std::{
+    io::{BufRead, IsTerminal, Write},
+    path::PathBuf,
+};
+
+use anyhow::{ensure, Context, Result};
+use clap::Args;
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use super::{RuntimeArgs, DEFAULT_CHECKPOINT};
+use crate::{
+    checkpoint,
+    data::{dataset, Encoded},
+    training,
+};
+
+/// `lstm-tch predict`: the label and class probabilities of each sentence.
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// Sentences to classify; without any (and without --file), lines are read from stdin.
+    pub sentences: Vec<String>,
+    /// Read sentences from this file, one per line.
+    #[arg(long, conflicts_with = "sentences")]
+    pub file: Option<PathBuf>,
+    /// Checkpoint directory.
+    #[arg(long, default_value = DEFAULT_CHECKPOINT)]
+    pub checkpoint: PathBuf,
+    /// Print JSON Lines: {"text", "label", "probabilities"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Lines classified together when reading a file or a pipe.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+/// One prediction, as `predict --json` prints it.
+#[derive(Debug, Serialize)]
+struct Prediction<'a> {
+    text: &'a str,
+    label: &'a str,
+    probabilities: ClassProbabilities<'a>,
+}
+
+/// `{class: probability}` in class order, probabilities as float32.
+#[derive(Debug)]
+struct ClassProbabilities<'a>(&'a [String], &'a [f32]);
+
+impl Serialize for ClassProbabilities<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, p) in self.0.iter().zip(self.1) {
+            map.serialize_entry(name, p)?;
+        }
+        map.end()
+    }
+}
+
+/// Runs `lstm-tch predict`.
+pub fn predict(args: &PredictArgs) -> Result<()> {
+    let device = args.runtime.init()?;
+    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    let ckpt = checkpoint::load(&args.checkpoint, device)?;
+    let mut out = std::io::stdout().lock();
+    let mut emit = |texts: &[String]| -> Result<()> {
+        let probabilities = classify(&ckpt, texts, device)?;
+        for (text, probs) in texts.iter().zip(probabilities.chunks(ckpt.labels.len())) {
+            let best = probs.iter().enumerate().fold(0, |b, (i, &p)| if p > probs[b] { i } else { b });
+            let label = &ckpt.labels.names()[best];
+            if args.json {
+                let probabilities = ClassProbabilities(ckpt.labels.names(), probs);
+                writeln!(out, "{}", serde_json::to_string(&Prediction { text, label, probabilities })?)?;
+            } else {
+                let probs: Vec<String> =
+                    ckpt.labels.names().iter().zip(probs).map(|(n, p)| format!("{n}={p:.4}")).collect();
+                writeln!(out, "{label}\t{}\t{text}", probs.join(" "))?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    };
+    if !args.sentences.is_empty() {
+        return emit(&args.sentences);
+    }
+    let (reader, name): (Box<dyn BufRead>, String) = match &args.file {
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            (Box::new(std::io::BufReader::new(file)), path.display().to_string())
+        }
+        None => (Box::new(std::io::stdin().lock()), "standard input".to_owned()),
+    };
+    // Interactive input is answered line by line; files and pipes are classified in batches.
+    let chunk = if args.file.is_none() && std::io::stdin().is_terminal() { 1 } else { args.batch_size };
+    let mut pending = Vec::with_capacity(chunk);
+    for line in dataset::lines(name, reader) {
+        pending.push(line?.1);
+        if pending.len() == chunk {
+            emit(&pending)?;
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        emit(&pending)?;
+    }
+    Ok(())
+}
+
+/// Class probabilities of `texts`, flattened [texts × classes].
+pub fn classify(ckpt: &checkpoint::Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
+    let data = Encoded::new(
+        texts.iter().map(String::as_str),
+        vec![0; texts.len()],
+        &ckpt.tokenizer,
+        &ckpt.vocab,
+        ckpt.config.truncate(),
+    )?;
+    let logits = training::logits(&ckpt.model, &data, texts.len().max(1), device)?;
+    let probs: Tensor = logits.f_softmax(1, Kind::Float)?;
+    Ok(Vec::<f32>::try_from(&probs.f_flatten(0, -1)?)?)
+}
