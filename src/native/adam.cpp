@@ -3,7 +3,7 @@
 // implementations: lstm_tch_adam_step is _single_tensor_adam (PyTorch's default on the CPU),
 // lstm_tch_adam_foreach_step is _multi_tensor_adam (foreach=True, its default on CUDA). Each
 // makes exactly the ATen calls the Python code makes, in the same order, with the same scalars.
-// Rust (src/optim.rs) computes the bias corrections as Python does and calls this once per step
+// Rust (src/optim/) computes the bias corrections as Python does and calls this once per step
 // instead of crossing the FFI for each of ~7 ops per parameter; tch's addcmul_/addcdiv_ take no
 // `value`, and tch has no _foreach_* ops at all.
 //
