@@ -101,8 +101,14 @@ pub struct Checkpoint {
     pub labels: LabelSet,
 }
 
-/// Saves `vs` (a [`TextClassifier`]'s variables) and `config` as the checkpoint `dir`,
-/// replacing a previous checkpoint there only once the new one is completely written.
+/// Saves `vs` (a [`TextClassifier`]'s variables) and `config` as the checkpoint `dir`. At every
+/// instant `dir` holds one complete checkpoint, the previous one or this one: the new directory
+/// is written beside it (`.NAME.tmp-PID`), its files and itself `fsync`ed, then swapped with the
+/// old one in a single atomic step (Linux's `renameat2(RENAME_EXCHANGE)`), the parent directory
+/// `fsync`ed, and the old one, now at the scratch path, removed. Scratch directories that a
+/// killed run left beside `dir` are removed first. Where the file system cannot exchange (or
+/// off Linux), the old directory is renamed away and the new one in: two renames, with an
+/// instant in between where `dir` is missing.
 pub fn save(dir: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<()> {
     let context = || format!("cannot save checkpoint {}", dir.display());
     if dir.exists() {
@@ -112,26 +118,105 @@ pub fn save(dir: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<
             dir.display()
         );
     }
+    remove_leftovers(dir).with_context(context)?;
     let tmp = sibling(dir, "tmp")?;
-    let _ = fs::remove_dir_all(&tmp);
     write_dir(&tmp, config, vs).with_context(context)?;
+    fault_point("written");
     if dir.exists() {
-        let old = sibling(dir, "old")?;
-        let _ = fs::remove_dir_all(&old);
-        fs::rename(dir, &old).with_context(context)?;
-        fs::rename(&tmp, dir).with_context(context)?;
-        fs::remove_dir_all(&old).with_context(context)?;
+        if !exchange(&tmp, dir).with_context(context)? {
+            let old = sibling(dir, "old")?;
+            fs::rename(dir, &old).with_context(context)?;
+            fs::rename(&tmp, dir).with_context(context)?;
+            fs::rename(&old, &tmp).with_context(context)?;
+        }
+        fault_point("swapped");
+        sync_dir(parent(dir)).with_context(context)?;
+        fs::remove_dir_all(&tmp).with_context(context)?; // the previous checkpoint
     } else {
         fs::rename(&tmp, dir).with_context(context)?;
+        sync_dir(parent(dir)).with_context(context)?;
     }
+    fault_point("saved");
     Ok(())
+}
+
+/// `dir`'s parent directory (`.` for a bare name).
+fn parent(dir: &Path) -> &Path {
+    dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// `parent/.name.what-PID`: a scratch path on the same file system as `dir`.
 fn sibling(dir: &Path, what: &str) -> Result<PathBuf> {
     let name = dir.file_name().with_context(|| format!("{} is not a directory name", dir.display()))?;
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    Ok(parent.join(format!(".{}.{what}-{}", name.to_string_lossy(), std::process::id())))
+    Ok(parent(dir).join(format!(".{}.{what}-{}", name.to_string_lossy(), std::process::id())))
+}
+
+/// Removes the scratch directories (`.NAME.tmp-PID`, `.NAME.old-PID`) a killed save left.
+fn remove_leftovers(dir: &Path) -> Result<()> {
+    let Some(name) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else { return Ok(()) };
+    let Ok(entries) = fs::read_dir(parent(dir)) else { return Ok(()) };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file_name.strip_prefix(&prefix) else { continue };
+        let scratch = ["tmp-", "old-"].iter().any(|p| {
+            rest.strip_prefix(p).is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if scratch {
+            fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Swaps the directories `a` and `b` atomically; `Ok(false)` where this system or file system
+/// cannot.
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> Result<bool> {
+    use std::{ffi::CString, os::unix::ffi::OsStrExt};
+    let (a, b) = (CString::new(a.as_os_str().as_bytes())?, CString::new(b.as_os_str().as_bytes())?);
+    // SAFETY: two valid NUL-terminated paths, relative to the working directory.
+    let done = unsafe {
+        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+    };
+    if done == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => Ok(false),
+        _ => Err(error.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> Result<bool> {
+    Ok(false)
+}
+
+/// Makes a directory's entries (a rename into or inside it) durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// A test hook: with `LSTM_TCH_FAULT_SAVE=STEP[:N]` in the environment, the process kills
+/// itself with SIGKILL (as a power cut or the OOM killer would) the Nth time (default: the
+/// first) a save reaches `STEP`: `weights` (inside the new directory's writing), `written`,
+/// `swapped` or `saved`. `tests/checkpoint_faults.rs` loads the checkpoint after each.
+fn fault_point(step: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    let Ok(spec) = std::env::var("LSTM_TCH_FAULT_SAVE") else { return };
+    let (name, nth) = spec.split_once(':').map_or((spec.as_str(), 1), |(n, k)| (n, k.parse().unwrap_or(1)));
+    if name == step && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+        #[cfg(unix)]
+        // SAFETY: sends SIGKILL to this very process.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+        std::process::abort();
+    }
 }
 
 fn write_dir(tmp: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<()> {
@@ -142,10 +227,12 @@ fn write_dir(tmp: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result
         .map(|(name, t)| Ok((name.as_str(), t.f_to_device(Device::Cpu)?.f_contiguous()?)))
         .collect::<Result<Vec<_>>>()?;
     Tensor::write_safetensors(&named, tmp.join(WEIGHTS_FILE))?;
+    fault_point("weights");
     fs::write(tmp.join(CONFIG_FILE), serde_json::to_string_pretty(config)? + "\n")?;
     for file in [WEIGHTS_FILE, CONFIG_FILE] {
         fs::File::open(tmp.join(file))?.sync_all()?;
     }
+    sync_dir(tmp)?;
     Ok(())
 }
 
