@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// A confusion matrix: `counts[true][predicted]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,14 +89,18 @@ impl Metrics {
     /// A human-readable report: the per-class table, accuracy and macro-F1, then the confusion
     /// matrix (rows: true class, columns: predicted).
     pub fn table(&self) -> String {
-        let width = self.classes.iter().map(|c| c.label.len()).max().unwrap_or(0).max(9);
+        let width = self.classes.iter().map(|c| c.label.width()).max().unwrap_or(0).max(9);
         let mut out = String::new();
-        let _ = writeln!(out, "{:<width$}  precision  recall  f1      support", "class");
+        let _ = writeln!(out, "{}  precision  recall  f1      support", pad("class", width));
         for c in &self.classes {
             let _ = writeln!(
                 out,
-                "{:<width$}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
-                c.label, c.precision, c.recall, c.f1, c.support
+                "{}  {:<9.4}  {:<6.4}  {:<6.4}  {}",
+                pad(&c.label, width),
+                c.precision,
+                c.recall,
+                c.f1,
+                c.support
             );
         }
         let _ = writeln!(out, "\naccuracy  {:.4}  ({} texts)", self.accuracy, self.total);
@@ -108,12 +113,13 @@ impl Metrics {
             .max()
             .unwrap_or(1)
             .max(width.min(12));
-        let _ = write!(out, "\nconfusion (rows: true, columns: predicted)\n{:<width$}", "");
+        let _ = write!(out, "\nconfusion (rows: true, columns: predicted)\n{}", pad("", width));
         for c in &self.classes {
-            let _ = write!(out, "  {:>cell$}", truncate(&c.label, cell));
+            let label = truncate(&c.label, cell);
+            let _ = write!(out, "  {}{label}", " ".repeat(cell - label.width()));
         }
         for (c, row) in self.classes.iter().zip(&self.confusion) {
-            let _ = write!(out, "\n{:<width$}", c.label);
+            let _ = write!(out, "\n{}", pad(&c.label, width));
             for n in row {
                 let _ = write!(out, "  {n:>cell$}");
             }
@@ -123,8 +129,20 @@ impl Metrics {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
+/// `s` followed by spaces to `width` terminal columns (CJK characters take two).
+fn pad(s: &str, width: usize) -> String {
+    format!("{s}{}", " ".repeat(width.saturating_sub(s.width())))
+}
+
+/// The longest prefix of `s` that fits in `width` terminal columns.
+fn truncate(s: &str, width: usize) -> String {
+    let mut used = 0;
+    s.chars()
+        .take_while(|c| {
+            used += c.width().unwrap_or(0);
+            used <= width
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -148,6 +166,23 @@ mod tests {
         let f1 = |p: f64, r: f64| 2.0 * p * r / (p + r);
         assert_eq!(metrics.macro_f1, (f1(2.0 / 3.0, 0.5) + f1(0.6, 0.75)) / 2.0);
         assert!(metrics.table().contains("accuracy  0.6250  (8 texts)"));
+    }
+
+    #[test]
+    fn the_table_aligns_wide_class_names_by_terminal_columns() {
+        let labels = vec!["正面".to_owned(), "negative".to_owned()];
+        let mut m = Confusion::new(&labels);
+        m.add(0, 0);
+        m.add(1, 0);
+        let table = m.metrics().table();
+        // Every row of numbers starts in the same terminal column, whatever the label's script.
+        let start = |prefix: &str| {
+            let line = table.lines().find(|l| l.starts_with(prefix)).unwrap();
+            let label_end = line.find("  ").unwrap();
+            line[..label_end].width() + line[label_end..].len() - line[label_end..].trim_start().len()
+        };
+        assert_eq!(start("正面"), start("negative"));
+        assert_eq!(start("正面"), start("class"));
     }
 
     #[test]
