@@ -4,12 +4,13 @@
 //! - **TSV** (`.tsv`): a header row, then one example per line, fields split on tabs with no
 //!   quoting (GLUE's SST-2 `sentence<TAB>label` reads as is);
 //! - **CSV** (`.csv`): a header row, RFC 4180 fields (quotes, `""` escapes, newlines in quotes);
-//!
-//! Both are read by the `csv` crate; CRLF line ends and a UTF-8 byte-order mark (Excel's "CSV
-//! UTF-8") are accepted, and a file that is not UTF-8 (GBK, say) is named with its line.
 //! - **JSON Lines** (`.jsonl`, `.json`): one object per line; labels may be strings or integers;
 //! - **IMDB** (`aclImdb/train`): a folder with `pos/` and `neg/` folders of `.txt` reviews; the
 //!   folder name is the label and `<br />` tags become spaces.
+//!
+//! CSV and TSV are read by the `csv` crate; CRLF line ends and a UTF-8 byte-order mark (Excel's
+//! "CSV UTF-8") are accepted in CSV, TSV and JSON Lines, and a file that is not UTF-8 (GBK, say)
+//! stops with its name and line.
 //!
 //! The text column is `--text-column`, else the first of `text`, `sentence`, `review`,
 //! `text_a`, `content`, `comment` present; the label column is `--label-column`, else the first
@@ -302,9 +303,7 @@ fn load_imdb(dir: &Path) -> Result<Vec<Example>> {
             File::open(&file)
                 .and_then(|mut f| f.read_to_end(&mut bytes))
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let text = String::from_utf8(bytes).map_err(|e| {
-                anyhow::anyhow!("{}: invalid UTF-8 at byte {}", file.display(), e.utf8_error().valid_up_to())
-            })?;
+            let text = String::from_utf8(bytes).map_err(|e| not_utf8(file.display(), e.utf8_error()))?;
             let text = text.replace("<br />", " ").replace("<br/>", " ");
             examples.push(Example { text, label: label.to_owned(), origin: Origin::File(file) });
         }
