@@ -5,6 +5,7 @@
 //! Python script for the same seed, grown into a real text classifier.
 //!
 //! - [`model`]: the article's `LSTMModel` ([`model::LstmClassifier`]) and its loss;
+//! - [`cell`]: the LSTM from the article's equations, gate by gate, in plain tensor ops;
 //! - [`layers`]: tch layers initialised draw for draw as PyTorch initialises them;
 //! - [`optim`]: Adam, as `torch.optim.Adam` computes it or as libtorch's C++ Adam does;
 //! - [`article`]: the article's run: its configuration, data and report;
@@ -18,6 +19,7 @@
 
 pub mod article;
 pub mod bench;
+pub mod cell;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -235,6 +235,12 @@ impl LstmClassifier {
         self.classify(&self.pooled_packed(xs, lengths, train, Pooling::Last)?)
     }
 
+    /// The LSTM's parameters in libtorch's flat order (per layer, per direction: `weight_ih`,
+    /// `weight_hh`, `bias_ih`, `bias_hh`), as [`crate::cell::unroll`] takes them.
+    pub fn lstm_parameters(&self) -> &[Tensor] {
+        &self.flat_weights
+    }
+
     /// The linear layer: `features` [batch, hidden × directions] give logits [batch, output_size].
     pub fn classify(&self, features: &Tensor) -> Result<Tensor> {
         Ok(features.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
