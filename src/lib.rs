@@ -6,6 +6,7 @@
 //!
 //! - [`model`]: the article's `LSTMModel` ([`model::LstmClassifier`]) and its loss;
 //! - [`cell`]: the LSTM from the article's equations, gate by gate, in plain tensor ops;
+//! - [`explain`]: the gates and the running prediction, token by token, on a checkpoint;
 //! - [`layers`]: tch layers initialised draw for draw as PyTorch initialises them;
 //! - [`optim`]: Adam, as `torch.optim.Adam` computes it or as libtorch's C++ Adam does;
 //! - [`article`]: the article's run: its configuration, data and report;
@@ -24,6 +25,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod explain;
 pub mod layers;
 pub mod metrics;
 pub mod model;

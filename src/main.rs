@@ -34,6 +34,8 @@ enum Command {
     Eval(cli::EvalArgs),
     /// Classify sentences from arguments, a file or standard input.
     Predict(cli::PredictArgs),
+    /// Show the gates and the running prediction of a checkpoint, token by token.
+    Explain(cli::ExplainArgs),
     /// Time one benchmark workload in process and print JSON (driven by scripts/bench.py).
     Bench(lstm_tch::bench::BenchArgs),
     /// Show the libtorch in use, its threads, and whether CUDA support is loaded.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train(args),
         Command::Eval(args) => cli::eval(args),
         Command::Predict(args) => cli::predict(args),
+        Command::Explain(args) => cli::explain(args),
         Command::Bench(args) => {
             println!("{}", serde_json::to_string(&lstm_tch::bench::run(args)?)?);
             Ok(())

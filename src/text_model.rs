@@ -127,6 +127,17 @@ impl TextClassifier {
         self.classifier.flatten_parameters()
     }
 
+    /// The embedded tokens [batch, length, embedding_dim] of `tokens` [batch, length] (int64),
+    /// as the model reads them in evaluation mode (no dropout).
+    pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?)
+    }
+
+    /// The LSTM and linear layer on top of the embedding.
+    pub fn classifier(&self) -> &LstmClassifier {
+        &self.classifier
+    }
+
     /// Logits [batch, num_classes] for `tokens` [batch, longest] (int64, on the model's device,
     /// padded with 0) of real `lengths` [batch] (int64, CPU). `train` enables dropout. A text's
     /// logits do not depend on the rest of its batch: padding never enters the LSTM.

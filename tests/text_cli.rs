@@ -118,6 +118,45 @@ fn defaults_learn_chinese_negation_and_contrast() {
 }
 
 #[test]
+fn explain_traces_every_token_and_agrees_with_predict() {
+    let ckpt = checkpoint().to_str().unwrap();
+    let sentence = "It was slow at first, but the ending was wonderful!";
+    let out = run(lstm_tch(), &["explain", "--json", "--threads", "1", "--checkpoint", ckpt, sentence, ""]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let e = &lines[0];
+    assert_eq!(e["agrees"], true, "the equations and the fused kernel disagree: {e}");
+    let tokens = e["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 12, "one row per token");
+    assert_eq!(tokens[7]["token"], "the");
+    // The last row's probabilities are the whole text's, and those are predict's.
+    assert_eq!(tokens.last().unwrap()["probabilities"], e["probabilities"]);
+    let out = run(lstm_tch(), &["predict", "--json", "--threads", "1", "--checkpoint", ckpt, sentence]);
+    let predicted: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+    assert_eq!(predicted["label"], e["label"]);
+    let labels = e["labels"].as_array().unwrap();
+    for (i, label) in labels.iter().enumerate() {
+        assert_eq!(predicted["probabilities"][label.as_str().unwrap()], e["probabilities"][i]);
+    }
+    for t in tokens {
+        for gate in ["input_gate", "forget_gate", "output_gate"] {
+            let v = t[gate][0].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{gate} {v}");
+        }
+    }
+    // The empty text is read as one <unk>, as predict reads it.
+    assert_eq!(lines[1]["tokens"].as_array().unwrap().len(), 1);
+    // The table: one row per token and direction, with the header.
+    let out = run(lstm_tch(), &["explain", "--threads", "1", "--checkpoint", ckpt, "Not bad at all."]);
+    let (table, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(table.contains("forward:") && table.contains("input   forget  output  |cell|"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("bad ")), "{table}");
+}
+
+#[test]
 fn eval_prints_a_table() {
     let out = run(lstm_tch(), &["eval", "--checkpoint", checkpoint().to_str().unwrap()]);
     let (stdout, stderr) = text(&out);

@@ -5,11 +5,13 @@
 //! share (how to read a dataset, where to run, the sample data) is in this file.
 
 mod eval;
+mod explain;
 mod info;
 mod predict;
 mod train;
 
 pub use eval::{eval, EvalArgs};
+pub use explain::{explain, ExplainArgs};
 pub use info::info;
 pub use predict::{classify, predict, PredictArgs};
 pub use train::{train, TrainArgs};

@@ -58,7 +58,7 @@ impl Truncate {
     }
 
     /// The kept ids of `ids`, in order.
-    fn apply<'a>(&self, ids: &'a [i64]) -> std::borrow::Cow<'a, [i64]> {
+    pub fn apply<'a>(&self, ids: &'a [i64]) -> std::borrow::Cow<'a, [i64]> {
         let (n, m) = (ids.len(), self.max_len);
         if n <= m {
             return ids.into();
