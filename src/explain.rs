@@ -12,7 +12,7 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::{cell, checkpoint::Checkpoint, data::Encoded, model::Pooling, training};
+use crate::{cell, checkpoint::Checkpoint, data::Encoded, metrics::pad, model::Pooling, training};
 
 /// Largest difference allowed between the equations' logits and the fused kernel's before
 /// [`Explanation::agrees`] is false (the equations and the kernel differ by ~1e-7 per value).
@@ -164,16 +164,15 @@ impl Explanation {
             let _ = writeln!(
                 out,
                 "\n{direction}:\n{}  input   forget  output  |cell|   P({}) if the text ended here",
-                "token".to_owned() + &" ".repeat(width - 5),
+                pad("token", width),
                 self.labels.last().map_or("", String::as_str)
             );
             for t in &self.tokens {
-                let pad = " ".repeat(width.saturating_sub(t.token.width()));
                 let p = t.probabilities.last().copied().unwrap_or(0.0);
                 let _ = writeln!(
                     out,
-                    "{}{pad}  {:.2} {}  {:.2} {}  {:.2} {}  {:6.2}   {:.4} {}{}",
-                    t.token,
+                    "{}  {:.2} {}  {:.2} {}  {:.2} {}  {:6.2}   {:.4} {}{}",
+                    pad(&t.token, width),
                     t.input_gate[d],
                     bar(t.input_gate[d]),
                     t.forget_gate[d],

@@ -130,7 +130,7 @@ impl Metrics {
 }
 
 /// `s` followed by spaces to `width` terminal columns (CJK characters take two).
-fn pad(s: &str, width: usize) -> String {
+pub(crate) fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(s.width())))
 }
 
