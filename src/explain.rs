@@ -12,7 +12,14 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::{cell, checkpoint::Checkpoint, data::Encoded, metrics::pad, model::Pooling, training};
+use crate::{
+    cell,
+    checkpoint::Checkpoint,
+    data::Encoded,
+    metrics::{argmax, pad},
+    model::Pooling,
+    training,
+};
 
 /// Largest difference allowed between the equations' logits and the fused kernel's before
 /// [`Explanation::agrees`] is false (the equations and the kernel differ by ~1e-7 per value).
@@ -60,10 +67,8 @@ pub struct Explanation {
 
 /// Explains `text` with the checkpoint `ckpt` (on the CPU).
 pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
-    ensure!(
-        ckpt.model.classifier().lstm_parameters().first().is_none_or(|p| p.device() == Device::Cpu),
-        "explain runs on the CPU; load the checkpoint there"
-    );
+    let on_cpu = ckpt.vs.device() == Device::Cpu;
+    ensure!(on_cpu, "explain runs on the CPU; load the checkpoint there");
     let tokens = ckpt.tokenizer.tokenize(text);
     let ids = ckpt.vocab.encode(&tokens);
     // The positions truncation keeps, applied to token indices.
@@ -130,11 +135,10 @@ pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
                 probabilities,
             });
         }
-        let best = whole.iter().enumerate().fold(0, |b, (i, &p)| if p > whole[b] { i } else { b });
         Ok(Explanation {
             text: text.to_owned(),
             labels: ckpt.labels.names().to_vec(),
-            label: ckpt.labels.names()[best].clone(),
+            label: ckpt.labels.names()[argmax(whole)].clone(),
             probabilities: whole.to_vec(),
             directions: ["forward", "backward"][..dirs as usize].iter().map(|s| s.to_string()).collect(),
             tokens: rows,

@@ -129,6 +129,11 @@ impl Metrics {
     }
 }
 
+/// The index of the largest of `scores` (the first of equals; 0 for none): the predicted class.
+pub fn argmax(scores: &[f32]) -> usize {
+    scores.iter().enumerate().fold(0, |best, (i, &p)| if p > scores[best] { i } else { best })
+}
+
 /// `s` followed by spaces to `width` terminal columns (CJK characters take two).
 pub(crate) fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(s.width())))

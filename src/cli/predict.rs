@@ -14,7 +14,7 @@ use super::{RuntimeArgs, DEFAULT_CHECKPOINT};
 use crate::{
     checkpoint,
     data::{dataset, Encoded},
-    training,
+    metrics, training,
 };
 
 /// `lstm-tch predict`: the label and class probabilities of each sentence.
@@ -70,8 +70,7 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let mut emit = |texts: &[String]| -> Result<()> {
         let probabilities = classify(&ckpt, texts, device)?;
         for (text, probs) in texts.iter().zip(probabilities.chunks(ckpt.labels.len())) {
-            let best = probs.iter().enumerate().fold(0, |b, (i, &p)| if p > probs[b] { i } else { b });
-            let label = &ckpt.labels.names()[best];
+            let label = &ckpt.labels.names()[metrics::argmax(probs)];
             if args.json {
                 let probabilities = ClassProbabilities(ckpt.labels.names(), probs);
                 writeln!(out, "{}", serde_json::to_string(&Prediction { text, label, probabilities })?)?;
