@@ -1,8 +1,9 @@
 //! Builds `src/native/` (torch.optim.Adam's update as one call into ATen; the start-up loader
-//! of libtorch_cuda), and sets the link options that make every binary of this package (the
-//! CLI, the examples, the test binaries) find libtorch without `LD_LIBRARY_PATH`. libtorch_cuda
-//! is deliberately not linked: src/native/cuda.cpp loads it before `main` where an NVIDIA
-//! driver is installed. See README, "libtorch options".
+//! of libtorch_cuda; the generator and libtorch-Adam state a resumed run restores), and sets
+//! the link options that make every binary of this package (the CLI, the examples, the test
+//! binaries) find libtorch without `LD_LIBRARY_PATH`. libtorch_cuda is deliberately not linked:
+//! src/native/cuda.cpp loads it before `main` where an NVIDIA driver is installed. See README,
+//! "libtorch options".
 
 use std::{
     env,
@@ -43,6 +44,7 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", cxx11_abi.as_str())
         .file("src/native/adam.cpp")
         .file("src/native/cuda.cpp")
+        .file("src/native/state.cpp")
         // Whole: cuda.cpp's start-up constructor is referenced by nothing, yet must be in
         // every binary that uses this crate.
         .link_lib_modifier("+whole-archive")

@@ -44,11 +44,13 @@
 //!   of the per-tensor ops, so forcing `foreach` there gives the single-tensor bits (and
 //!   `torch.optim.Adam(foreach=True)`'s: tests/parity.rs). Where src/native is not built, the
 //!   `foreach` update runs the per-tensor ops from Rust: identical on the CPU only.
-//! - [`AdamImpl::Libtorch`] is tch's `nn::Adam`, i.e. libtorch's C++ `torch::optim::Adam`. Its
+//! - [`AdamImpl::Libtorch`] is libtorch's C++ `torch::optim::Adam`, created and stepped through
+//!   torch-sys's C API as tch's `nn::Adam` does (src/optim/libtorch.rs holds its handle, so that
+//!   its state can be saved and restored). Its
 //!   first moment is `m.mul_(b1).add_(g, 1 - b1)` instead of `lerp_`: a few ulp apart from step 2
 //!   on, so losses drift from Python's at the 1e-7 level while predictions agree.
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -60,7 +62,7 @@ pub enum AdamImpl {
     /// `torch.optim.Adam`'s update reproduced op for op: bit-identical to the Python script.
     #[default]
     Pytorch,
-    /// libtorch's C++ `torch::optim::Adam` (tch's `nn::Adam`): ulp-level differences.
+    /// libtorch's C++ `torch::optim::Adam` (what tch's `nn::Adam` runs): ulp-level differences.
     Libtorch,
 }
 
@@ -144,7 +146,33 @@ pub struct Adam {
 
 enum Inner {
     Pytorch(PytorchAdam),
-    Libtorch(nn::Optimizer),
+    Libtorch(LibtorchAdam),
+}
+
+/// Adam's state, what a resumed run needs to continue with the same bits: per parameter (in
+/// `VarStore::trainable_variables` order) its step count and its first and second moments, the
+/// latter two `None` where an implementation has none yet (libtorch's, before a parameter's
+/// first gradient). Tensors are on the CPU when read with [`Adam::state`].
+#[derive(Debug)]
+pub struct AdamState {
+    /// Updates each parameter has had.
+    pub steps: Vec<u64>,
+    /// First moments (`exp_avg`), shaped like their parameters.
+    pub exp_avg: Vec<Option<Tensor>>,
+    /// Second moments (`exp_avg_sq`), shaped like their parameters.
+    pub exp_avg_sq: Vec<Option<Tensor>>,
+}
+
+impl AdamState {
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
 }
 
 /// State of the op-for-op `torch.optim.Adam`: per-parameter moments and the step count.
@@ -184,18 +212,61 @@ impl Adam {
                     native: cfg!(lstm_tch_native),
                 })
             }
-            AdamImpl::Libtorch => {
-                let adam = nn::Adam {
-                    beta1: config.beta1,
-                    beta2: config.beta2,
-                    wd: 0.0,
-                    eps: config.eps,
-                    amsgrad: false,
-                };
-                Inner::Libtorch(nn::OptimizerConfig::build(adam, vs, config.lr)?)
-            }
+            AdamImpl::Libtorch => Inner::Libtorch(LibtorchAdam::new(config, &params)?),
         };
         Ok(Self { inner, params })
+    }
+
+    /// A copy of the optimizer's state, on the CPU.
+    pub fn state(&self) -> Result<AdamState> {
+        let state = match &self.inner {
+            Inner::Libtorch(adam) => adam.state()?,
+            Inner::Pytorch(adam) => {
+                let copy =
+                    |t: &Tensor| t.f_detach_copy().and_then(|t| t.f_to_device(tch::Device::Cpu)).map(Some);
+                AdamState {
+                    steps: adam.steps.clone(),
+                    exp_avg: adam.exp_avg.iter().map(copy).collect::<Result<_, _>>()?,
+                    exp_avg_sq: adam.exp_avg_sq.iter().map(copy).collect::<Result<_, _>>()?,
+                }
+            }
+        };
+        Ok(state)
+    }
+
+    /// Restores a state [`Adam::state`] gave (from an optimizer of the same implementation
+    /// over the same parameters); the moments are copied to the parameters' devices.
+    pub fn load_state(&mut self, state: &AdamState) -> Result<()> {
+        let n = self.params.len();
+        ensure!(
+            state.len() == n && state.exp_avg.len() == n && state.exp_avg_sq.len() == n,
+            "the saved Adam state has {} parameters, the model {n}",
+            state.len()
+        );
+        for (i, p) in self.params.iter().enumerate() {
+            for moment in [&state.exp_avg[i], &state.exp_avg_sq[i]].into_iter().flatten() {
+                ensure!(
+                    moment.size() == p.size(),
+                    "the saved Adam state of parameter {i} is {:?}, the parameter {:?}",
+                    moment.size(),
+                    p.size()
+                );
+            }
+        }
+        match &mut self.inner {
+            Inner::Libtorch(adam) => adam.load_state(state),
+            Inner::Pytorch(adam) => tch::no_grad(|| {
+                for i in 0..n {
+                    let (Some(m), Some(v)) = (&state.exp_avg[i], &state.exp_avg_sq[i]) else {
+                        bail!("the saved Adam state has no moments for parameter {i}");
+                    };
+                    adam.exp_avg[i].f_copy_(m)?;
+                    adam.exp_avg_sq[i].f_copy_(v)?;
+                }
+                adam.steps.clone_from(&state.steps);
+                Ok(())
+            }),
+        }
     }
 
     /// Zeroes every parameter's gradient (`optimizer.zero_grad()`), for use with
@@ -247,10 +318,7 @@ impl Adam {
     /// One Adam update of every parameter from its `.grad`.
     pub fn step(&mut self) -> Result<()> {
         match &mut self.inner {
-            Inner::Libtorch(opt) => {
-                opt.step();
-                Ok(())
-            }
+            Inner::Libtorch(opt) => opt.step(),
             Inner::Pytorch(state) => {
                 let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).collect();
                 tch::no_grad(|| state.step(&mut self.params, &grads))
@@ -337,8 +405,11 @@ impl PytorchAdam {
     }
 }
 
+mod libtorch;
 #[cfg(lstm_tch_native)]
 mod native;
+
+use libtorch::LibtorchAdam;
 
 #[cfg(test)]
 mod tests {
@@ -426,6 +497,61 @@ mod tests {
         assert_eq!(Option::<bool>::from(Foreach::On), Some(true));
         assert_eq!(Option::<bool>::from(Foreach::Off), Some(false));
         assert_eq!(AdamConfig::default().foreach, None, "PyTorch's default");
+    }
+
+    /// Adam steps `steps` of `adam` on a quadratic loss over `params` (changing with the step).
+    fn steps(adam: &mut Adam, params: &[Tensor], steps: std::ops::Range<usize>) {
+        for step in steps {
+            let loss = params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p * values(&p.size(), (step + i) as f64) + p * p).sum(Kind::Float))
+                .fold(Tensor::zeros([], (Kind::Float, Device::Cpu)), |a, b| a + b);
+            adam.backward_step(&loss).unwrap();
+        }
+    }
+
+    fn quadratic_vars() -> nn::VarStore {
+        let vs = nn::VarStore::new(Device::Cpu);
+        for (i, shape) in [&[16, 8][..], &[8]].iter().enumerate() {
+            let _ = vs.root().var_copy(&format!("p{i}"), &values(shape, i as f64));
+        }
+        vs
+    }
+
+    #[test]
+    fn a_restored_state_continues_with_the_same_bits() {
+        if !cfg!(lstm_tch_native) {
+            return; // libtorch Adam's state is read through src/native
+        }
+        for kind in [AdamImpl::Pytorch, AdamImpl::Libtorch] {
+            let config = AdamConfig::with_lr(0.05);
+            // Straight through: 7 steps.
+            let straight = quadratic_vars();
+            let mut adam = Adam::new(kind, &straight, config).unwrap();
+            steps(&mut adam, &straight.trainable_variables(), 0..7);
+            // 4 steps, the state saved; a new optimizer over a copy of the weights, the state
+            // restored, 3 more steps.
+            let first = quadratic_vars();
+            let mut adam = Adam::new(kind, &first, config).unwrap();
+            steps(&mut adam, &first.trainable_variables(), 0..4);
+            let state = adam.state().unwrap();
+            assert_eq!(state.steps, [4, 4], "{kind:?}");
+            let mut second = quadratic_vars();
+            second.copy(&first).unwrap();
+            let mut restored = Adam::new(kind, &second, config).unwrap();
+            restored.load_state(&state).unwrap();
+            steps(&mut restored, &second.trainable_variables(), 4..7);
+            for (a, b) in straight.trainable_variables().iter().zip(second.trainable_variables()) {
+                assert!(a.equal(&b), "{kind:?}: the resumed optimizer diverged");
+            }
+            // Without the state, the same 3 steps end elsewhere.
+            let mut fresh = quadratic_vars();
+            fresh.copy(&first).unwrap();
+            let mut adam = Adam::new(kind, &fresh, config).unwrap();
+            steps(&mut adam, &fresh.trainable_variables(), 4..7);
+            assert!(!straight.trainable_variables()[0].equal(&fresh.trainable_variables()[0]), "{kind:?}");
+        }
     }
 
     #[test]

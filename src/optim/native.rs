@@ -1,7 +1,7 @@
 //! The update as one call into src/native/adam.cpp, which issues PyTorch's ATen calls with
 //! their `value` scalars.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::c_char;
 
 use anyhow::{bail, ensure, Result};
 use tch::Tensor;
@@ -47,7 +47,6 @@ extern "C" {
         beta2: f64,
         eps: f64,
     ) -> *mut c_char;
-    fn free(ptr: *mut c_void);
 }
 
 /// One step of the single-tensor (`foreach` false) or the multi-tensor update.
@@ -90,11 +89,13 @@ pub(super) fn adam_step(
             eps,
         )
     };
-    if !err.is_null() {
-        // SAFETY: a NUL-terminated string from strdup, freed once here.
-        let message = unsafe { CStr::from_ptr(err) }.to_string_lossy().into_owned();
-        unsafe { free(err.cast()) };
-        bail!("Adam step failed: {message}");
+    error(err).map_err(|e| e.context("Adam step failed"))
+}
+
+/// `Ok`, or the error message src/native returned (a malloc'ed string, freed here).
+pub(super) fn error(err: *mut c_char) -> Result<()> {
+    match crate::ffi::take_c_error(err) {
+        None => Ok(()),
+        Some(message) => bail!("{message}"),
     }
-    Ok(())
 }
