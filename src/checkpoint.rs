@@ -29,6 +29,8 @@ use crate::{
 pub const FORMAT_VERSION: u32 = 2;
 /// The oldest checkpoint format this version reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
+/// The default checkpoint directory.
+pub const DEFAULT_CHECKPOINT: &str = "runs/sentiment";
 /// The weights file in a checkpoint directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The configuration file in a checkpoint directory.
@@ -101,6 +103,16 @@ pub struct Checkpoint {
     pub labels: LabelSet,
 }
 
+/// Where a save takes the model's weights from.
+#[derive(Debug, Clone, Copy)]
+pub enum Weights<'a> {
+    /// These variables (a [`TextClassifier`]'s).
+    Vars(&'a nn::VarStore),
+    /// The `model.safetensors` of the checkpoint being replaced, unchanged (hard-linked into
+    /// the new directory, or copied where links are not supported).
+    Kept,
+}
+
 /// Saves `vs` (a [`TextClassifier`]'s variables) and `config` as the checkpoint `dir`. At every
 /// instant `dir` holds one complete checkpoint, the previous one or this one: the new directory
 /// is written beside it (`.NAME.tmp-PID`), its files and itself `fsync`ed, then swapped with the
@@ -108,8 +120,21 @@ pub struct Checkpoint {
 /// `fsync`ed, and the old one, now at the scratch path, removed. Scratch directories that a
 /// killed run left beside `dir` are removed first. Where the file system cannot exchange (or
 /// off Linux), the old directory is renamed away and the new one in: two renames, with an
-/// instant in between where `dir` is missing.
+/// instant in between where `dir` is missing. A save that fails (a full disk, a read-only
+/// directory) removes its scratch directory and leaves `dir` as it was.
 pub fn save(dir: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<()> {
+    save_with(dir, config, Weights::Vars(vs), |_| Ok(()))
+}
+
+/// [`save`], with the weights from `weights`, and `extra` writing more into the new directory
+/// (given its path) before it is synced and swapped in: a resumable run's training state. The
+/// files `extra` writes must be durable when it returns ([`write_synced`]).
+pub fn save_with(
+    dir: &Path,
+    config: &CheckpointConfig,
+    weights: Weights<'_>,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     let context = || format!("cannot save checkpoint {}", dir.display());
     if dir.exists() {
         ensure!(
@@ -120,23 +145,49 @@ pub fn save(dir: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<
     }
     remove_leftovers(dir).with_context(context)?;
     let tmp = sibling(dir, "tmp")?;
-    write_dir(&tmp, config, vs).with_context(context)?;
-    fault_point("written");
-    if dir.exists() {
-        if !exchange(&tmp, dir).with_context(context)? {
-            let old = sibling(dir, "old")?;
-            fs::rename(dir, &old).with_context(context)?;
-            fs::rename(&tmp, dir).with_context(context)?;
-            fs::rename(&old, &tmp).with_context(context)?;
-        }
-        fault_point("swapped");
-        sync_dir(parent(dir)).with_context(context)?;
-        fs::remove_dir_all(&tmp).with_context(context)?; // the previous checkpoint
-    } else {
-        fs::rename(&tmp, dir).with_context(context)?;
-        sync_dir(parent(dir)).with_context(context)?;
+    let saved = swap_in(dir, &tmp, config, weights, extra);
+    if saved.is_err() && tmp.exists() {
+        let _ = fs::remove_dir_all(&tmp); // best effort: the error below is what matters
     }
-    fault_point("saved");
+    saved.with_context(context)
+}
+
+/// Writes the new checkpoint at `tmp` and puts it at `dir` ([`save`]'s steps).
+fn swap_in(
+    dir: &Path,
+    tmp: &Path,
+    config: &CheckpointConfig,
+    weights: Weights<'_>,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    write_dir(tmp, dir, config, weights, extra)?;
+    fault_point("written")?;
+    if dir.exists() {
+        if !exchange(tmp, dir)? {
+            let old = sibling(dir, "old")?;
+            fs::rename(dir, &old)?;
+            if let Err(err) = fs::rename(tmp, dir) {
+                fs::rename(&old, dir)?; // put the previous checkpoint back
+                return Err(err.into());
+            }
+            fs::rename(&old, tmp)?;
+        }
+        fault_point("swapped")?;
+        sync_dir(parent(dir))?;
+        fs::remove_dir_all(tmp)?; // the previous checkpoint
+    } else {
+        fs::rename(tmp, dir)?;
+        sync_dir(parent(dir))?;
+    }
+    fault_point("saved")?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` and makes them durable (`fsync`).
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = fs::File::create(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
     Ok(())
 }
 
@@ -200,16 +251,23 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A test hook: with `LSTM_TCH_FAULT_SAVE=STEP[:N]` in the environment, the process kills
-/// itself with SIGKILL (as a power cut or the OOM killer would) the Nth time (default: the
-/// first) a save reaches `STEP`: `weights` (inside the new directory's writing), `written`,
-/// `swapped` or `saved`. `tests/checkpoint_faults.rs` loads the checkpoint after each.
-fn fault_point(step: &str) {
+/// Test hooks. With `LSTM_TCH_FAULT_SAVE=STEP[:N]` in the environment, the process kills itself
+/// with SIGKILL (as a power cut or the OOM killer would) the Nth time (default: the first) a
+/// save reaches `STEP`: `weights` (inside the new directory's writing), `written`, `swapped` or
+/// `saved`; `tests/checkpoint_faults.rs` loads the checkpoint after each. With
+/// `LSTM_TCH_FAULT_SAVE_ERROR=STEP[:N]`, that step fails instead with "No space left on device",
+/// as a full disk would make it.
+fn fault_point(step: &str) -> std::io::Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    static SEEN: AtomicUsize = AtomicUsize::new(0);
-    let Ok(spec) = std::env::var("LSTM_TCH_FAULT_SAVE") else { return };
-    let (name, nth) = spec.split_once(':').map_or((spec.as_str(), 1), |(n, k)| (n, k.parse().unwrap_or(1)));
-    if name == step && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+    static KILL_SEEN: AtomicUsize = AtomicUsize::new(0);
+    static ERROR_SEEN: AtomicUsize = AtomicUsize::new(0);
+    let reached = |var: &str, seen: &AtomicUsize| {
+        let Ok(spec) = std::env::var(var) else { return false };
+        let (name, nth) =
+            spec.split_once(':').map_or((spec.as_str(), 1), |(n, k)| (n, k.parse().unwrap_or(1)));
+        name == step && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
+    };
+    if reached("LSTM_TCH_FAULT_SAVE", &KILL_SEEN) {
         #[cfg(unix)]
         // SAFETY: sends SIGKILL to this very process.
         unsafe {
@@ -217,22 +275,53 @@ fn fault_point(step: &str) {
         }
         std::process::abort();
     }
+    if reached("LSTM_TCH_FAULT_SAVE_ERROR", &ERROR_SEEN) {
+        #[cfg(unix)]
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        #[cfg(not(unix))]
+        return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+    }
+    Ok(())
 }
 
-fn write_dir(tmp: &Path, config: &CheckpointConfig, vs: &nn::VarStore) -> Result<()> {
+/// Writes the checkpoint directory `tmp` (the one replacing `dir`) and makes it durable.
+fn write_dir(
+    tmp: &Path,
+    dir: &Path,
+    config: &CheckpointConfig,
+    weights: Weights<'_>,
+    extra: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
     fs::create_dir_all(tmp)?;
-    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    let named = variables
-        .iter()
-        .map(|(name, t)| Ok((name.as_str(), t.f_to_device(Device::Cpu)?.f_contiguous()?)))
-        .collect::<Result<Vec<_>>>()?;
-    Tensor::write_safetensors(&named, tmp.join(WEIGHTS_FILE))?;
-    fault_point("weights");
+    match weights {
+        Weights::Vars(vs) => write_weights(vs, &tmp.join(WEIGHTS_FILE))?,
+        Weights::Kept => {
+            let (from, to) = (dir.join(WEIGHTS_FILE), tmp.join(WEIGHTS_FILE));
+            ensure!(from.is_file(), "{} missing: no weights to keep", from.display());
+            if fs::hard_link(&from, &to).is_err() {
+                fs::copy(&from, &to)?;
+            }
+        }
+    }
+    fault_point("weights")?;
     fs::write(tmp.join(CONFIG_FILE), serde_json::to_string_pretty(config)? + "\n")?;
     for file in [WEIGHTS_FILE, CONFIG_FILE] {
         fs::File::open(tmp.join(file))?.sync_all()?;
     }
+    extra(tmp)?;
     sync_dir(tmp)?;
+    Ok(())
+}
+
+/// `vs`'s variables by name, in name order, as contiguous CPU tensors.
+pub(crate) fn cpu_variables(vs: &nn::VarStore) -> Result<Vec<(String, Tensor)>> {
+    let variables: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    variables.into_iter().map(|(name, t)| Ok((name, t.f_to_device(Device::Cpu)?.f_contiguous()?))).collect()
+}
+
+/// Writes `vs`'s variables as safetensors, by name (what `load_state_dict` matches on).
+fn write_weights(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    Tensor::write_safetensors(&cpu_variables(vs)?, path)?;
     Ok(())
 }
 
