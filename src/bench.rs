@@ -26,12 +26,12 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::{
     article::ArticleConfig,
     checkpoint,
-    cli::{self, sample_dir},
-    data::{Columns, Encoded, LabelSet, Tokenizer, TokenizerConfig, Vocab},
+    data::{sample_dir, Columns, Encoded, LabelSet, Tokenizer, TokenizerConfig, Vocab},
     device::{set_threads, DeviceSpec},
     model::{cross_entropy, LstmClassifier, LstmConfig},
     optim::{Adam, AdamConfig, AdamImpl},
     text_model::{TextClassifier, TextModelConfig},
+    trainer::TrainConfig,
     training::{self, TrainOptions},
 };
 
@@ -69,7 +69,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t)]
     pub adam: AdamImpl,
     /// Checkpoint for `predict`.
-    #[arg(long, default_value = cli::DEFAULT_CHECKPOINT)]
+    #[arg(long, default_value = checkpoint::DEFAULT_CHECKPOINT)]
     pub checkpoint: PathBuf,
     /// The sentence `predict` classifies.
     #[arg(long, default_value = "The acting was great, but the plot was far too long.")]
@@ -212,7 +212,7 @@ fn training_steps(
 /// The training data of the `text` workload as `lstm-tch train` prepares it with its defaults:
 /// loaded, tokenized, vocabulary built, encoded. Returns the data, the vocabulary size and the
 /// number of classes.
-fn prepare_text(path: &Path, defaults: &cli::TrainArgs) -> Result<(Encoded, usize, usize)> {
+fn prepare_text(path: &Path, defaults: &TrainConfig) -> Result<(Encoded, usize, usize)> {
     let train = crate::data::dataset::load(path, None, &Columns::default())?;
     let labels = LabelSet::from_examples(&train)?;
     let tokenizer = Tokenizer::new(TokenizerConfig::default());
@@ -234,7 +234,7 @@ fn prepare_text(path: &Path, defaults: &cli::TrainArgs) -> Result<(Encoded, usiz
 fn text_epoch(
     args: &BenchArgs,
     device: Device,
-    defaults: &cli::TrainArgs,
+    defaults: &TrainConfig,
     (data, vocab_size, classes): (&Encoded, usize, usize),
 ) -> Result<()> {
     tch::manual_seed(0);
@@ -256,13 +256,14 @@ fn text_epoch(
         class_weights: defaults.class_weights.weights(&data.labels, classes),
         device,
         progress: false,
+        resumable: false,
     };
     training::fit(&model, &vs, data, None, &options, |_| Ok(()))?;
     Ok(())
 }
 
 fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Option<f64>)> {
-    let defaults = cli::TrainArgs::defaults();
+    let defaults = TrainConfig::default();
     let Some(path) = &args.data else {
         // Everything `lstm-tch train` does for one epoch on the sample data, loading included.
         let path = sample_dir().join("train.tsv");
@@ -293,7 +294,7 @@ fn predictions(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let sentence = [args.sentence.clone()];
     let times = time_reps(device, args.warmup, args.reps, || {
-        let probabilities = cli::classify(&ckpt, &sentence, device)?;
+        let probabilities = crate::cli::classify(&ckpt, &sentence, device)?;
         ensure!(probabilities.len() == ckpt.labels.len(), "one row of probabilities expected");
         Ok(())
     })?;

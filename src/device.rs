@@ -256,6 +256,25 @@ pub fn set_threads(threads: Option<usize>) -> Result<()> {
     }
 }
 
+/// Where to run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args, Serialize, Deserialize)]
+pub struct RuntimeArgs {
+    /// Device: cpu, cuda, cuda:N, mps or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// libtorch intra-op threads; libtorch's default when absent.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl RuntimeArgs {
+    /// Pins the thread count and resolves the device.
+    pub fn init(&self) -> Result<Device> {
+        set_threads(self.threads)?;
+        self.device.resolve()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

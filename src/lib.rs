@@ -15,6 +15,8 @@
 //! - [`data`]: the text pipeline: tokenizer, vocabulary, loaders, batches;
 //! - [`text_model`]: the sentiment classifier (embedding → LSTM → linear, packed sequences);
 //! - [`training`], [`metrics`], [`checkpoint`], [`progress`]: training, evaluation, saving;
+//! - [`trainer`]: a whole training run from plain values ([`trainer::TrainConfig`]), resumable;
+//! - [`rng`]: the state of libtorch's default generators, saved and restored;
 //! - [`cli`]: the `lstm-tch` command line (`train`, `eval`, `predict`);
 //! - [`bench`]: the benchmark workloads (`lstm-tch bench`, driven by `scripts/bench.py`).
 
@@ -26,23 +28,31 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod explain;
+mod ffi;
 pub mod layers;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod progress;
 pub mod report;
+pub mod rng;
 pub mod text_model;
+pub mod trainer;
 pub mod training;
 
 use std::process::ExitCode;
 
 /// Runs a binary's `main` body; an error is printed on one line (`error: outer: cause`) to
-/// stderr and the process exits with status 1. Every binary and example ends through this, so
+/// stderr and the process exits with status 1 (a training run stopped by Ctrl-C: its message
+/// and status 130). Every binary and example ends through this, so
 /// bad input gives a message, never a panic or a backtrace.
 pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match body() {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<trainer::Interrupted>() => {
+            eprintln!("{err}");
+            ExitCode::from(130)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

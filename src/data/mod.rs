@@ -9,3 +9,42 @@ pub use batcher::{Batch, Encoded, Truncate, Truncation};
 pub use dataset::{Columns, Example, Format, LabelSet};
 pub use tokenizer::{Tokenizer, TokenizerConfig, TokenizerMode};
 pub use vocab::Vocab;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+/// Where the sample dataset lives: `data/sample` under the working directory, else in the
+/// source tree this binary was built from.
+pub fn sample_dir() -> PathBuf {
+    let local = PathBuf::from("data/sample");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample")
+    }
+}
+
+/// How to read a dataset file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, clap::Args, Serialize, Deserialize)]
+pub struct DataArgs {
+    /// File format; by default from the extension (.tsv .csv .jsonl), a directory being IMDB.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Column (or JSON field) holding the text [default: the first of text, sentence, review,
+    /// text_a, content, comment].
+    #[arg(long)]
+    pub text_column: Option<String>,
+    /// Column (or JSON field) holding the label [default: label, sentiment or polarity].
+    #[arg(long)]
+    pub label_column: Option<String>,
+}
+
+impl DataArgs {
+    /// Reads the dataset file (or IMDB directory) `path`.
+    pub fn load(&self, path: &Path) -> Result<Vec<Example>> {
+        let columns = Columns { text: self.text_column.clone(), label: self.label_column.clone() };
+        dataset::load(path, self.format, &columns)
+    }
+}
