@@ -9,8 +9,9 @@ use tch::Device;
 use super::DEFAULT_CHECKPOINT;
 use crate::{checkpoint, device::set_threads, explain};
 
-/// `lstm-tch explain`: for each token, the mean input, forget and output gates of the last LSTM
-/// layer, the cell state's norm and the probabilities if the text ended there.
+/// `lstm-tch explain`: for each token, the mean gates of the last recurrent layer (LSTM: input,
+/// forget, output; GRU: reset, update; RNN: none), the norm of its state (LSTM: the cell state;
+/// GRU, RNN: the hidden state) and the probabilities if the text ended there.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
     /// Texts to explain.
