@@ -200,3 +200,51 @@ impl Explanation {
         out
     }
 }
+
+impl Explanation {
+    /// The heat map of [`crate::plot::heat_maps`] (`explain --plot`): the tokens, and per
+    /// direction the mean input, forget and output gates and the cell norm (coloured per row from
+    /// its minimum to its maximum), then the running probability of each class; titled with the
+    /// text (cut to 60 characters) and the predicted label.
+    pub fn heat_map(&self) -> crate::plot::HeatMap {
+        use crate::plot::{Row, Scale};
+        let mut rows = vec![];
+        for (d, direction) in self.directions.iter().enumerate() {
+            let series = |f: fn(&TokenTrace) -> &Vec<f32>| self.tokens.iter().map(|t| f(t)[d]).collect();
+            let row = |name: &str, values, scale| Row {
+                group: direction.clone(),
+                name: format!("{direction} {name}"),
+                values,
+                scale,
+            };
+            rows.push(row("input", series(|t| &t.input_gate), Scale::Unit));
+            rows.push(row("forget", series(|t| &t.forget_gate), Scale::Unit));
+            rows.push(row("output", series(|t| &t.output_gate), Scale::Unit));
+            rows.push(row("|cell| *", series(|t| &t.cell_norm), Scale::PerRow));
+        }
+        for (c, class) in self.labels.iter().enumerate() {
+            let values = self.tokens.iter().map(|t| t.probabilities[c]).collect();
+            rows.push(Row {
+                group: "prediction".to_owned(),
+                name: format!("P({class})"),
+                values,
+                scale: Scale::Unit,
+            });
+        }
+        let text: String = self.text.chars().take(60).collect();
+        let cut = if self.text.chars().count() > 60 { "…" } else { "" };
+        let p = self.labels.iter().position(|l| *l == self.label).map_or(0.0, |i| self.probabilities[i]);
+        crate::plot::HeatMap {
+            title: format!("\"{text}{cut}\" → {} ({p:.2})", self.label),
+            tokens: self
+                .tokens
+                .iter()
+                .map(|t| crate::plot::Token { text: t.token.clone(), muted: !t.known })
+                .collect(),
+            rows,
+            note: "gates: mean over the hidden units; * |cell| coloured from its row's min to max; \
+                   P(class): the text cut after the token; grey tokens: not in the vocabulary"
+                .to_owned(),
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! - [`model`]: the article's `LSTMModel` ([`model::LstmClassifier`]) and its loss;
 //! - [`cell`]: the LSTM from the article's equations, gate by gate, in plain tensor ops;
 //! - [`explain`]: the gates and the running prediction, token by token, on a checkpoint;
+//! - [`plot`]: figures as PNG files (heat maps for `explain --plot`, line charts);
 //! - [`layers`]: tch layers initialised draw for draw as PyTorch initialises them;
 //! - [`optim`]: Adam, as `torch.optim.Adam` computes it or as libtorch's C++ Adam does;
 //! - [`article`]: the article's run: its configuration, data and report;
@@ -30,6 +31,7 @@ pub mod layers;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod text_model;
