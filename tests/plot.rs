@@ -109,6 +109,12 @@ fn with_no_font_file_the_heat_map_is_drawn_and_cjk_tokens_become_positions() {
     plot::heat_maps(&dir.join("one.png"), &maps[..1], &Typeface::Builtin).unwrap();
     let (one_width, one_height) = png_size(&dir.join("one.png"));
     assert!(height > one_height && width >= one_width, "{width}×{height} vs {one_width}×{one_height}");
+    // A text too long for one image keeps the tokens that fit (the note says how many).
+    let many: Vec<String> = (0..2000).map(|i| format!("w{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    plot::heat_maps(&dir.join("long.png"), &[sample_map(&many)], &Typeface::Builtin).unwrap();
+    let (width, _) = png_size(&dir.join("long.png"));
+    assert!(width <= plot::MAX_SIDE && width > plot::MAX_SIDE - 200, "{width}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
