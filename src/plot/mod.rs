@@ -1,5 +1,5 @@
 //! Figures as PNG files, drawn with plotters into an RGB buffer and encoded with `png`:
-//! [`heat_maps`] (a value per row and token: `explain --plot`) and [`lines`] (y against x for
+//! [`heat_maps`] (a value per row and token: `explain --plot`) and [`lines()`] (y against x for
 //! several series, optionally on a log scale: experiment curves).
 //!
 //! Text goes through a [`Typeface`]: a font file found at run time, or the built-in ASCII bitmap
