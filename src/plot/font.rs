@@ -82,12 +82,15 @@ impl Typeface {
     }
 
     /// `--font PATH` if given (an error if it cannot be used), else the first of
-    /// [`SEARCH_PATHS`] that loads, else [`Typeface::Builtin`].
+    /// [`SEARCH_PATHS`] that loads and has glyphs for all of printable ASCII (labels and numbers
+    /// are ASCII), else [`Typeface::Builtin`].
     pub fn find(font: Option<&Path>) -> Result<Self> {
         if let Some(path) = font {
             return Self::load(path);
         }
-        Ok(SEARCH_PATHS.iter().find_map(|p| Self::load(Path::new(p)).ok()).unwrap_or(Self::Builtin))
+        let ascii: String = (' '..='~').collect();
+        let usable = |p: &str| Self::load(Path::new(p)).ok().filter(|face| face.shows(&ascii));
+        Ok(SEARCH_PATHS.iter().find_map(|p| usable(p)).unwrap_or(Self::Builtin))
     }
 
     /// Whether every character of `text` has a glyph (whitespace always does).
