@@ -267,3 +267,54 @@ impl Explanation {
         out
     }
 }
+
+impl Explanation {
+    /// The heat map of [`crate::plot::heat_maps`] (`explain --plot`): the tokens, and per
+    /// direction the cell's mean gates (LSTM: input, forget, output; GRU: reset, update) and its
+    /// state's norm (coloured per row from its minimum to its maximum), then the running
+    /// probability of each class; titled with the
+    /// text (cut to 60 characters) and the predicted label.
+    pub fn heat_map(&self) -> crate::plot::HeatMap {
+        use crate::plot::{Row, Scale};
+        let mut rows = vec![];
+        for (d, direction) in self.directions.iter().enumerate() {
+            let (gates, norms) = (self.gate_names.len(), self.norm_names.len());
+            // `rows` lists the gates, then the norms, then the last class's probability
+            // (drawn below, with every class).
+            for (i, (name, values)) in self.rows(d).into_iter().take(gates + norms).enumerate() {
+                let (name, scale) =
+                    if i < gates { (name, Scale::Unit) } else { (format!("{name} *"), Scale::PerRow) };
+                rows.push(Row {
+                    group: direction.clone(),
+                    name: format!("{direction} {name}"),
+                    values,
+                    scale,
+                });
+            }
+        }
+        for (c, class) in self.labels.iter().enumerate() {
+            let values = self.tokens.iter().map(|t| t.probabilities[c]).collect();
+            rows.push(Row {
+                group: "prediction".to_owned(),
+                name: format!("P({class})"),
+                values,
+                scale: Scale::Unit,
+            });
+        }
+        let text: String = self.text.chars().take(60).collect();
+        let cut = if self.text.chars().count() > 60 { "…" } else { "" };
+        let p = self.labels.iter().position(|l| *l == self.label).map_or(0.0, |i| self.probabilities[i]);
+        crate::plot::HeatMap {
+            title: format!("\"{text}{cut}\" → {} ({p:.2})", self.label),
+            tokens: self
+                .tokens
+                .iter()
+                .map(|t| crate::plot::Token { text: t.token.clone(), muted: !t.known })
+                .collect(),
+            rows,
+            note: "gates: mean over the hidden units; * |cell| coloured from its row's min to max; \
+                   P(class): the text cut after the token; grey tokens: not in the vocabulary"
+                .to_owned(),
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! - [`cell`]: the LSTM (and the GRU and RNN) from their equations, gate by gate, in plain
 //!   tensor ops;
 //! - [`explain`]: the gates and the running prediction, token by token, on a checkpoint;
+//! - [`plot`]: figures as PNG files (heat maps for `explain --plot`, line charts);
 //! - [`layers`]: tch layers initialised draw for draw as PyTorch initialises them;
 //! - [`recurrent`]: the recurrent layer (`nn.LSTM`, `nn.GRU` or `nn.RNN`, `--cell`) on padded or
 //!   packed sequences;
@@ -34,6 +35,7 @@ pub mod layers;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod progress;
 pub mod recurrent;
 pub mod report;

@@ -11,7 +11,7 @@ use std::{
     sync::OnceLock,
 };
 
-use common::{assert_clean_failure, lstm_tch, run, tempdir, text};
+use common::{assert_clean_failure, lstm_tch, png_size, run, tempdir, text};
 
 /// One small checkpoint trained on the sample data, shared by the tests.
 fn checkpoint() -> &'static Path {
@@ -547,6 +547,57 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
         let all: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_clean_failure(&run(lstm_tch(), &all), &needle, &args.join(" "));
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn explain_plots_english_and_chinese_texts_as_stacked_panels() {
+    let ckpt = checkpoint().to_str().unwrap();
+    let dir = tempdir("cli-plot");
+    let (both, one) = (dir.join("both.png"), dir.join("one.png"));
+    let explain = |plot: &Path, texts: &[&str]| {
+        let mut args =
+            vec!["explain", "--threads", "1", "--checkpoint", ckpt, "--plot", plot.to_str().unwrap()];
+        args.extend(texts);
+        run(lstm_tch(), &args)
+    };
+    let out = explain(&both, &["not good at all", "虽然环境不错，但是菜太难吃了"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("forward:"), "the table is still printed: {stdout}");
+    assert!(stderr.contains(&format!("wrote {}", both.display())), "{stderr}");
+    // A machine without a CJK font says so in one line (and draws the tokens as positions).
+    for line in stderr.lines().filter(|l| l.starts_with("warning:")) {
+        assert!(line.contains("--font PATH"), "{line}");
+    }
+    let out = explain(&one, &["not good at all"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let ((width, height), (one_width, one_height)) = (png_size(&both), png_size(&one));
+    assert!(height > one_height && width >= one_width, "{width}×{height} vs {one_width}×{one_height}");
+
+    // Errors name the path, before or after the work.
+    let missing = dir.join("no/such/dir/plot.png");
+    assert_clean_failure(&explain(&missing, &["good"]), missing.to_str().unwrap(), "unwritable --plot");
+    assert_clean_failure(
+        &explain(&dir.join("plot.jpg"), &["good"]),
+        "plot.jpg: the plot is a PNG image",
+        "--plot .jpg",
+    );
+    let out = run(
+        lstm_tch(),
+        &[
+            "explain",
+            "--checkpoint",
+            ckpt,
+            "--plot",
+            one.to_str().unwrap(),
+            "--font",
+            "/nonexistent/font.ttf",
+            "good",
+        ],
+    );
+    assert_clean_failure(&out, "cannot read the font /nonexistent/font.ttf", "missing --font");
+    assert!(!dir.join("plot.jpg").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
