@@ -99,7 +99,7 @@ def train_epoch(encoded, targets, vocab_size, num_classes, bidirectional=False, 
     """One epoch of `lstm-tch train`'s default model from seed 0, on DEVICE."""
     torch.manual_seed(0)
     config = dict(TEXT_DEFAULTS, bidirectional=TEXT_DEFAULTS["bidirectional"] or bidirectional)
-    model = tr.TextLSTM(vocab_size, num_classes=num_classes, **config).to(DEVICE)
+    model = tr.TextRNN(vocab_size, num_classes=num_classes, **config).to(DEVICE)
     criterion = nn.CrossEntropyLoss()
     optimizer = optim.Adam(model.parameters(), lr=LR)
     model.train()

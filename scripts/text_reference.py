@@ -1,7 +1,8 @@
 """The lstm-tch sentiment classifier written as a PyTorch user would, to cross-check the Rust side.
 
-nn.Embedding → nn.LSTM over pack_padded_sequence → nn.Linear on the final hidden state, trained
-with optim.Adam and nn.CrossEntropyLoss. It reads the vocabulary-encoded data that
+nn.Embedding → nn.LSTM (or nn.GRU, or nn.RNN with tanh: `train --cell`) over
+pack_padded_sequence → nn.Linear on the final hidden state (or the max or mean of the outputs),
+trained with optim.Adam and nn.CrossEntropyLoss. It reads the vocabulary-encoded data that
 `lstm-tch train --export-encoded FILE` writes (token ids and class indices per split, plus the
 hyperparameters), so tokenization is not part of what is compared.
 
@@ -29,24 +30,33 @@ from safetensors.torch import load_file
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
-class TextLSTM(nn.Module):
+# The recurrent cells, by the name lstm-tch's --cell and checkpoints use. The module's attribute
+# is that name too (self.lstm, self.gru, self.rnn), so its state_dict keys are lstm.weight_ih_l0,
+# gru.weight_ih_l0, ... as in the Rust checkpoints; an LSTM keeps the keys it always had.
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN's default nonlinearity: tanh
+
+
+class TextRNN(nn.Module):
     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes, bidirectional=False,
-                 dropout=0.0, embedding_dropout=0.0, pooling="last", output_dropout=0.0):
+                 dropout=0.0, embedding_dropout=0.0, pooling="last", output_dropout=0.0, cell="lstm"):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
-                            bidirectional=bidirectional, dropout=dropout)
+        self.cell = cell
+        setattr(self, cell, CELLS[cell](embedding_dim, hidden_size, num_layers, batch_first=True,
+                                        bidirectional=bidirectional, dropout=dropout))
         self.output_dropout = nn.Dropout(output_dropout)
         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        self.bidirectional = bidirectional
         self.pooling = pooling
 
     def forward(self, tokens, lengths):
         x = self.embedding_dropout(self.embedding(tokens))
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.lstm(packed)
+        out, hidden = getattr(self, self.cell)(packed)
+        h_n = hidden[0] if self.cell == "lstm" else hidden  # the LSTM's is (h_n, c_n)
         if self.pooling == "last":
-            h = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.lstm.bidirectional else h_n[-1]
+            h = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.bidirectional else h_n[-1]
         elif self.pooling == "max":
             h = pad_packed_sequence(out, batch_first=True, padding_value=float("-inf"))[0].max(1).values
         else:
@@ -73,7 +83,7 @@ def encode(tokens, ids, max_len):
 def load_checkpoint(directory):
     """(model in eval mode, config) from a Rust checkpoint directory."""
     config = json.loads((Path(directory) / "config.json").read_text())
-    model = TextLSTM(**config["model"])
+    model = TextRNN(**config["model"])
     model.load_state_dict(load_file(str(Path(directory) / "model.safetensors")), strict=True)
     return model.eval(), config
 
@@ -118,7 +128,7 @@ def train(args):
         torch.set_num_threads(args.threads)
     torch.manual_seed(data["seed"])
     device = torch.device(args.device)
-    model = TextLSTM(**data["model"]).to(device)
+    model = TextRNN(**data["model"]).to(device)
     weight = data.get("class_weights")
     criterion = nn.CrossEntropyLoss(weight=None if weight is None else torch.tensor(weight, dtype=torch.float32, device=device))
     optimizer = optim.Adam(model.parameters(), lr=data["lr"])

@@ -19,14 +19,18 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::{
     data::{LabelSet, Tokenizer, TokenizerConfig, Truncate, Truncation, Vocab},
+    recurrent::Cell,
     text_model::{TextClassifier, TextModelConfig},
 };
 
-/// The checkpoint format this version writes. Version 2 added the tokenizer's `mode`, the
-/// model's `embedding_dropout`, `pooling` and `output_dropout`, and `truncate`; version 1 (no such fields: the
-/// format-1 word scanner, no embedding dropout, the last hidden state, the head of each text)
-/// is still read, and predicts as before.
-pub const FORMAT_VERSION: u32 = 2;
+/// The checkpoint format this version writes. Version 3 added the model's `cell` (`lstm`, `gru`
+/// or `rnn`; the weights are named after it: `lstm.*`, `gru.*`, `rnn.*`); version 2 added the
+/// tokenizer's `mode`, the model's `embedding_dropout`, `pooling` and `output_dropout`, and
+/// `truncate`. Versions 1 (no such fields: the format-1 word scanner, no embedding dropout, the
+/// last hidden state, the head of each text) and 2 (an LSTM) are still read, and predict as
+/// before. Every checkpoint is written as version 3, an LSTM's too, so a reader that predates
+/// `cell` refuses all of them by their version rather than misreading one.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest checkpoint format this version reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// The default checkpoint directory.
@@ -345,19 +349,30 @@ pub fn load_config(dir: &Path) -> Result<CheckpointConfig> {
         path.display(),
         version.map_or("missing".to_owned(), |v| v.to_string())
     );
-    if version.is_some_and(|v| v >= 2) {
-        // Only format 1 may leave these out (they default to format 1's behaviour).
-        for (section, field) in [("tokenizer", "mode"), ("model", "embedding_dropout"), ("model", "pooling")]
-        {
-            ensure!(
-                value.get(section).and_then(|s| s.get(field)).is_some(),
-                "{} is corrupted: {section}.{field} missing",
-                path.display()
-            );
-        }
+    let version = version.unwrap_or_default();
+    // Fields an older format may leave out (they default to that format's behaviour), by the
+    // version that made them required.
+    let required = [
+        (2, "tokenizer", "mode"),
+        (2, "model", "embedding_dropout"),
+        (2, "model", "pooling"),
+        (3, "model", "cell"),
+    ];
+    for (since, section, field) in required {
+        ensure!(
+            version < since || value.get(section).and_then(|s| s.get(field)).is_some(),
+            "{} is corrupted: {section}.{field} missing",
+            path.display()
+        );
     }
     let config: CheckpointConfig =
         serde_json::from_value(value).with_context(|| format!("{} is corrupted", path.display()))?;
+    ensure!(
+        version >= 3 || config.model.cell == Cell::Lstm,
+        "{} is corrupted: a format-{version} checkpoint holds an LSTM, not a {}",
+        path.display(),
+        config.model.cell.pytorch_class()
+    );
     config.model.validate().with_context(|| format!("{}", path.display()))?;
     ensure!(
         config.model.vocab_size == config.vocab.len() as i64,

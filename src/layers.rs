@@ -2,48 +2,18 @@
 //!
 //! tch's own defaults differ from PyTorch's (../shared/docs/parity.md, "The random draws"):
 //! `nn::RNNConfig::default()` uses Kaiming-ReLU weights and zero biases, and `nn::linear` draws
-//! the bias before the weight. These constructors reproduce `nn.LSTM.reset_parameters`,
-//! `nn.Linear.reset_parameters` and `nn.Embedding.reset_parameters`, in PyTorch's order, on
-//! libtorch's default generator, so the same seed gives the same parameters bit for bit.
+//! the bias before the weight. These constructors reproduce `nn.Linear.reset_parameters` and
+//! `nn.Embedding.reset_parameters` (and [`crate::recurrent::Recurrent`] `RNNBase.reset_parameters`),
+//! in PyTorch's order, on libtorch's default generator, so the same seed gives the same
+//! parameters bit for bit.
 
 use anyhow::{ensure, Result};
 use tch::{nn, Tensor};
 
-/// Configuration of an `nn.LSTM` with PyTorch's initialisation: every weight and bias uniform on
-/// `[-1/√hidden, 1/√hidden]`, batch-first, training mode (`train` only matters for `dropout`).
-pub fn lstm_config(hidden_size: i64, num_layers: i64, bidirectional: bool, dropout: f64) -> nn::RNNConfig {
-    let bound = 1.0 / (hidden_size as f64).sqrt();
-    let uniform = nn::Init::Uniform { lo: -bound, up: bound };
-    nn::RNNConfig {
-        has_biases: true,
-        num_layers,
-        dropout,
-        train: true,
-        bidirectional,
-        batch_first: true,
-        w_ih_init: uniform,
-        w_hh_init: uniform,
-        b_ih_init: Some(uniform),
-        b_hh_init: Some(uniform),
-    }
-}
-
-/// `nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, ...)` under `path`, with
-/// PyTorch's initialisation. Its variables are `path.weight_ih_l{k}[_reverse]`, ...
-pub fn lstm(
-    path: &nn::Path,
-    input_size: i64,
-    hidden_size: i64,
-    num_layers: i64,
-    bidirectional: bool,
-    dropout: f64,
-) -> nn::LSTM {
-    nn::lstm(path, input_size, hidden_size, lstm_config(hidden_size, num_layers, bidirectional, dropout))
-}
-
-/// The names of an LSTM's parameters in libtorch's flat-weight order (`_flat_weights_names`):
-/// per layer, per direction, `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
-pub fn lstm_parameter_names(num_layers: i64, bidirectional: bool) -> Vec<String> {
+/// The names of an `nn.LSTM`'s, `nn.GRU`'s or `nn.RNN`'s parameters in libtorch's flat-weight
+/// order (`_flat_weights_names`): per layer, per direction, `weight_ih`, `weight_hh`, `bias_ih`,
+/// `bias_hh`. The recurrent layers themselves are [`crate::recurrent::Recurrent`].
+pub fn rnn_parameter_names(num_layers: i64, bidirectional: bool) -> Vec<String> {
     let suffixes: &[&str] = if bidirectional { &["", "_reverse"] } else { &[""] };
     let mut names = Vec::new();
     for layer in 0..num_layers {

@@ -5,15 +5,20 @@
 //! Python script for the same seed, grown into a real text classifier.
 //!
 //! - [`model`]: the article's `LSTMModel` ([`model::LstmClassifier`]) and its loss;
-//! - [`cell`]: the LSTM from the article's equations, gate by gate, in plain tensor ops;
+//! - [`cell`]: the LSTM (and the GRU and RNN) from their equations, gate by gate, in plain
+//!   tensor ops;
 //! - [`explain`]: the gates and the running prediction, token by token, on a checkpoint;
+//! - [`plot`]: figures as PNG files (heat maps for `explain --plot`, line charts);
 //! - [`layers`]: tch layers initialised draw for draw as PyTorch initialises them;
+//! - [`recurrent`]: the recurrent layer (`nn.LSTM`, `nn.GRU` or `nn.RNN`, `--cell`) on padded or
+//!   packed sequences;
 //! - [`optim`]: Adam, as `torch.optim.Adam` computes it or as libtorch's C++ Adam does;
 //! - [`article`]: the article's run: its configuration, data and report;
 //! - [`report`]: JSON reports whose float32 values round-trip exactly, and PyTorch-style printing;
 //! - [`device`]: device names and thread pinning;
 //! - [`data`]: the text pipeline: tokenizer, vocabulary, loaders, batches;
-//! - [`text_model`]: the sentiment classifier (embedding → LSTM → linear, packed sequences);
+//! - [`text_model`]: the sentiment classifier (embedding → LSTM/GRU/RNN → linear, packed
+//!   sequences);
 //! - [`training`], [`metrics`], [`checkpoint`], [`progress`]: training, evaluation, saving;
 //! - [`trainer`]: a whole training run from plain values ([`trainer::TrainConfig`]), resumable;
 //! - [`rng`]: the state of libtorch's default generators, saved and restored;
@@ -33,7 +38,9 @@ pub mod layers;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod plot;
 pub mod progress;
+pub mod recurrent;
 pub mod report;
 pub mod rng;
 pub mod text_model;

@@ -13,24 +13,29 @@
 //!         return self.fc(out[:, -1, :])
 //! ```
 //!
-//! [`LstmClassifier`] wraps tch's `nn::lstm` and an `nn::Linear` the same way, initialised draw
-//! for draw as PyTorch does ([`crate::layers`]), with variables named like the `state_dict`
-//! (`lstm.weight_ih_l0`, ..., `fc.weight`, `fc.bias`). h0/c0 are created on the input's device
-//! and kind (the article's CPU-only zeros are a bug on a GPU).
+//! [`LstmClassifier`] wraps the LSTM ([`crate::recurrent::Recurrent`]) and an `nn::Linear` the
+//! same way, initialised draw for draw as PyTorch does ([`crate::layers`]), with variables named
+//! like the `state_dict` (`lstm.weight_ih_l0`, ..., `fc.weight`, `fc.bias`). h0/c0 are created on
+//! the input's device and kind (the article's CPU-only zeros are a bug on a GPU).
+//!
+//! The article's foils are one field away: with [`LstmConfig::cell`] set to [`Cell::Gru`] or
+//! [`Cell::Rnn`], an `nn.GRU` or a tanh `nn.RNN` (variables `gru.*` or `rnn.*`) takes the LSTM's
+//! place, and everything else (packing, pooling, dropout, directions, layers) stays the same.
 //!
 //! The forward passes return `Result` rather than implementing `nn::Module`: their inputs come
 //! from users, and a wrong shape must be an error, not a panic from a C++ exception.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
-use tch::{
-    nn::{self, RNN},
-    Tensor,
+use tch::{nn, Tensor};
+
+pub use crate::recurrent::Cell;
+use crate::{
+    layers,
+    recurrent::{Recurrent, RecurrentConfig},
 };
 
-use crate::layers;
-
-/// How a text's LSTM outputs become the one vector the linear layer classifies.
+/// How a text's recurrent outputs become the one vector the linear layer classifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
@@ -46,23 +51,27 @@ pub enum Pooling {
 /// Hyperparameters of [`LstmClassifier`]. The defaults are the article's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LstmConfig {
+    /// The recurrent cell: the article's LSTM, or a GRU or plain (tanh) RNN in its place.
+    #[serde(default)]
+    pub cell: Cell,
     /// Features per time step (`input_size`).
     pub input_size: i64,
     /// Width of the hidden and cell states (`hidden_size`).
     pub hidden_size: i64,
-    /// Stacked LSTM layers (`num_layers`).
+    /// Stacked recurrent layers (`num_layers`).
     pub num_layers: i64,
     /// Number of classes (`output_size`).
     pub output_size: i64,
-    /// Run a second LSTM over each sequence backwards and join the two final states.
+    /// Run a second LSTM (GRU, RNN) over each sequence backwards and join the two final states.
     pub bidirectional: bool,
-    /// Dropout on the outputs of every LSTM layer but the last, in training mode only.
+    /// Dropout on the outputs of every recurrent layer but the last, in training mode only.
     pub dropout: f64,
 }
 
 impl Default for LstmConfig {
     fn default() -> Self {
         Self {
+            cell: Cell::Lstm,
             input_size: 1,
             hidden_size: 64,
             num_layers: 1,
@@ -88,30 +97,41 @@ impl LstmConfig {
         Ok(())
     }
 
-    /// 2 for a bidirectional LSTM, else 1.
+    /// 2 for a bidirectional model, else 1.
     pub fn num_directions(&self) -> i64 {
-        if self.bidirectional {
-            2
-        } else {
-            1
+        self.recurrent().num_directions()
+    }
+
+    /// The recurrent layer's configuration.
+    pub fn recurrent(&self) -> RecurrentConfig {
+        RecurrentConfig {
+            cell: self.cell,
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            bidirectional: self.bidirectional,
+            dropout: self.dropout,
         }
     }
 
     /// The `state_dict` names and shapes of the model's parameters, in PyTorch's
-    /// `named_parameters()` order, relative to the model's root.
+    /// `named_parameters()` order, relative to the model's root: the recurrent layer's under
+    /// its cell's module name (`lstm.weight_ih_l0`, `gru.…`, `rnn.…`), then `fc.weight`,
+    /// `fc.bias`.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
-        let (h, dirs) = (self.hidden_size, self.num_directions());
+        let (h, dirs, blocks) = (self.hidden_size, self.num_directions(), self.cell.blocks());
+        let module = self.cell.module_name();
         let mut shapes: Vec<(String, Vec<i64>)> =
-            layers::lstm_parameter_names(self.num_layers, self.bidirectional)
+            layers::rnn_parameter_names(self.num_layers, self.bidirectional)
                 .into_iter()
                 .map(|name| {
                     let layer_input = if name.contains("_l0") { self.input_size } else { h * dirs };
                     let shape = match &name[..9] {
-                        "weight_ih" => vec![4 * h, layer_input],
-                        "weight_hh" => vec![4 * h, h],
-                        _ => vec![4 * h],
+                        "weight_ih" => vec![blocks * h, layer_input],
+                        "weight_hh" => vec![blocks * h, h],
+                        _ => vec![blocks * h],
                     };
-                    (format!("lstm.{name}"), shape)
+                    (format!("{module}.{name}"), shape)
                 })
                 .collect();
         shapes.push(("fc.weight".into(), vec![self.output_size, h * dirs]));
@@ -120,37 +140,25 @@ impl LstmConfig {
     }
 }
 
-/// The article's LSTM classifier: an LSTM over the sequence, a linear layer on its last output.
+/// The article's LSTM classifier: an LSTM (or, by [`LstmConfig::cell`], a GRU or RNN) over the
+/// sequence, a linear layer on its last output.
 #[derive(Debug)]
 pub struct LstmClassifier {
-    lstm: nn::LSTM,
+    rnn: Recurrent,
     fc: nn::Linear,
-    /// The LSTM's parameters in libtorch's flat order, for the packed-sequence path.
-    flat_weights: Vec<Tensor>,
     config: LstmConfig,
 }
 
 impl LstmClassifier {
-    /// Builds the model under `path` (variables `lstm.*` and `fc.*`), drawing its parameters from
-    /// libtorch's default generator in PyTorch's order: the LSTM's, then `fc.weight`, `fc.bias`.
+    /// Builds the model under `path` (variables `lstm.*`, or `gru.*` / `rnn.*`, and `fc.*`),
+    /// drawing its parameters from libtorch's default generator in PyTorch's order: the
+    /// recurrent layer's, then `fc.weight`, `fc.bias`.
     pub fn new(path: &nn::Path, config: LstmConfig) -> Result<Self> {
         config.validate()?;
-        let lstm_path = path / "lstm";
-        let lstm = layers::lstm(
-            &lstm_path,
-            config.input_size,
-            config.hidden_size,
-            config.num_layers,
-            config.bidirectional,
-            config.dropout,
-        );
-        let flat_weights = layers::lstm_parameter_names(config.num_layers, config.bidirectional)
-            .iter()
-            .map(|name| lstm_path.get(name).with_context(|| format!("LSTM parameter {name} missing")))
-            .collect::<Result<Vec<_>>>()?;
+        let rnn = Recurrent::new(&(path / config.cell.module_name()), config.recurrent())?;
         let fc =
             layers::linear(&(path / "fc"), config.hidden_size * config.num_directions(), config.output_size);
-        Ok(Self { lstm, fc, flat_weights, config })
+        Ok(Self { rnn, fc, config })
     }
 
     /// The model's hyperparameters.
@@ -158,57 +166,11 @@ impl LstmClassifier {
         &self.config
     }
 
-    /// PyTorch's `nn.LSTM.flatten_parameters()`: on a CUDA device with cuDNN, packs the LSTM's
-    /// weights into one contiguous cuDNN buffer (`torch._cudnn_rnn_flatten_weight`) and makes
-    /// every LSTM parameter a view into it, so cuDNN uses them in place instead of repacking
-    /// (and warning "RNN module weights are not part of single contiguous chunk of memory") at
-    /// every call. Returns whether it flattened.
-    ///
-    /// Call it after moving the `VarStore` to a CUDA device (`vs.set_device`), before creating
-    /// the optimiser, as PyTorch's `model.to(device)` does. The op changes the parameters'
-    /// storage in place (`set_`), so the `VarStore`'s variables, [`Self`]'s flat weight list
-    /// and any other handle to them see the views: names, shapes and values are unchanged, and
-    /// optimiser updates and checkpoint saves go through the buffer. Like PyTorch, it is a
-    /// no-op elsewhere: on the CPU, without cuDNN (or with it disabled), for parameters of mixed
-    /// kinds or devices, or for parameters that alias each other.
+    /// PyTorch's `nn.LSTM.flatten_parameters()` (or the GRU's or RNN's): see
+    /// [`Recurrent::flatten_parameters`]. Call it after moving the `VarStore` to a CUDA device
+    /// (`vs.set_device`), before creating the optimiser; a no-op (`Ok(false)`) on the CPU.
     pub fn flatten_parameters(&self) -> Result<bool> {
-        let weights = &self.flat_weights;
-        let Some(first) = weights.first() else { return Ok(false) };
-        let (kind, device) = (first.kind(), first.device());
-        let cudnn_kind = matches!(kind, tch::Kind::Float | tch::Kind::Half | tch::Kind::Double);
-        if !device.is_cuda()
-            || !cudnn_kind
-            || !tch::Cuda::cudnn_is_available()
-            || !tch::Cuda::user_enabled_cudnn()
-            || weights.iter().any(|w| w.kind() != kind || w.device() != device)
-        {
-            return Ok(false);
-        }
-        let mut pointers: Vec<usize> = weights.iter().map(|w| w.data_ptr() as usize).collect();
-        pointers.sort_unstable();
-        pointers.dedup();
-        if pointers.len() != weights.len() {
-            return Ok(false);
-        }
-        let c = &self.config;
-        // (weights, weight_stride0: 4 per layer and direction with biases, input_size,
-        // mode: 2 = CUDNN_LSTM, hidden_size, proj_size, num_layers, batch_first, bidirectional).
-        // The buffer it returns stays alive through the parameters' storage, as in PyTorch.
-        let _buffer = tch::no_grad(|| {
-            Tensor::f_internal_cudnn_rnn_flatten_weight(
-                weights,
-                4,
-                c.input_size,
-                2,
-                c.hidden_size,
-                0,
-                c.num_layers,
-                true,
-                c.bidirectional,
-            )
-        })
-        .context("cannot flatten the LSTM's weights into a cuDNN buffer")?;
-        Ok(true)
+        self.rnn.flatten_parameters()
     }
 
     /// The article's forward pass: `xs` [batch, seq_len, input_size] (float, on the model's
@@ -217,9 +179,7 @@ impl LstmClassifier {
     /// The LSTM runs in training mode, as in the article, which never calls `model.eval()`.
     pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         self.check_input(xs, 3)?;
-        let batch = xs.size()[0];
-        let zeros = self.zero_state(batch, xs)?;
-        let (out, _) = self.lstm.seq_init(xs, &nn::LSTMState((zeros.shallow_clone(), zeros)));
+        let out = self.rnn.forward(xs, true)?.output;
         Ok(out.f_select(1, -1)?.f_linear(&self.fc.ws, self.fc.bs.as_ref())?)
     }
 
@@ -229,16 +189,16 @@ impl LstmClassifier {
     /// `xs` [batch, max_len, input_size], `lengths` [batch] (int64, on the CPU, each in
     /// 1..=max_len) give logits [batch, output_size] from each sequence's final hidden state
     /// (`h_n` of the last layer; bidirectional: the forward state at the last real step joined
-    /// with the backward state at the first). Padding never reaches the LSTM, so a sequence's
+    /// with the backward state at the first). Padding never reaches the recurrent layer, so a sequence's
     /// logits do not depend on the rest of its batch. `train` turns inter-layer dropout on.
     pub fn forward_packed(&self, xs: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
         self.classify(&self.pooled_packed(xs, lengths, train, Pooling::Last)?)
     }
 
-    /// The LSTM's parameters in libtorch's flat order (per layer, per direction: `weight_ih`,
-    /// `weight_hh`, `bias_ih`, `bias_hh`), as [`crate::cell::unroll`] takes them.
-    pub fn lstm_parameters(&self) -> &[Tensor] {
-        &self.flat_weights
+    /// The recurrent layer's parameters in libtorch's flat order (per layer, per direction:
+    /// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`), as [`crate::cell::unroll`] takes them.
+    pub fn rnn_parameters(&self) -> &[Tensor] {
+        self.rnn.parameters()
     }
 
     /// The linear layer: `features` [batch, hidden × directions] give logits [batch, output_size].
@@ -281,19 +241,9 @@ impl LstmClassifier {
             (xs.f_index_select(0, &sorted_indices)?, sorted_lengths, Some(sorted_indices))
         };
         let (data, batch_sizes) = Tensor::f_internal_pack_padded_sequence(&sorted, &sorted_lengths, true)?;
-        let zeros = self.zero_state(batch, xs)?;
         let c = &self.config;
-        let (output, h_n, _) = Tensor::f_lstm_data(
-            &data,
-            &batch_sizes,
-            &[&zeros, &zeros],
-            &self.flat_weights.iter().collect::<Vec<_>>(),
-            true,
-            c.num_layers,
-            c.dropout,
-            train,
-            c.bidirectional,
-        )?;
+        let out = self.rnn.forward_packed(&data, &batch_sizes, batch, train)?;
+        let (output, h_n) = (out.output, out.h_n);
         // Undo the sort: index_select(batch dim, invert_permutation(sorted_indices)).
         let unsorted = sorted_indices.map(|i| i.f_argsort(0, false)).transpose()?;
         let features = match pooling {
@@ -346,14 +296,6 @@ impl LstmClassifier {
         );
         ensure!(size[1] >= 1, "sequences must have at least one time step");
         Ok(())
-    }
-
-    /// The zero initial state [num_layers * num_directions, batch, hidden] on `like`'s device
-    /// and kind, used for both h0 and c0 (libtorch only reads them).
-    fn zero_state(&self, batch: i64, like: &Tensor) -> Result<Tensor> {
-        let c = &self.config;
-        let shape = [c.num_layers * c.num_directions(), batch, c.hidden_size];
-        Ok(Tensor::f_zeros(shape, (like.kind(), like.device()))?)
     }
 }
 

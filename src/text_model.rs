@@ -1,23 +1,25 @@
-//! The sentiment classifier: `nn.Embedding` → dropout → the article's LSTM classifier, run on
-//! packed sequences, its linear layer reading (through dropout) the final hidden state or the
-//! max or mean of the outputs.
+//! The sentiment classifier: `nn.Embedding` → dropout → the article's LSTM classifier (or a GRU
+//! or tanh RNN in the LSTM's place: `--cell`), run on packed sequences, its linear layer reading
+//! (through dropout) the final hidden state or the max or mean of the outputs.
 //!
 //! ```python
-//! class TextLSTM(nn.Module):                      # scripts/text_reference.py
+//! class TextRNN(nn.Module):                       # scripts/text_reference.py
 //!     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes,
-//!                  bidirectional, dropout, embedding_dropout, pooling, output_dropout):
+//!                  bidirectional, dropout, embedding_dropout, pooling, output_dropout, cell):
 //!         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
 //!         self.embedding_dropout = nn.Dropout(embedding_dropout)
-//!         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
-//!                             bidirectional=bidirectional, dropout=dropout)
+//!         # self.lstm = nn.LSTM(...), self.gru = nn.GRU(...) or self.rnn = nn.RNN(...):
+//!         setattr(self, cell, CELLS[cell](embedding_dim, hidden_size, num_layers, batch_first=True,
+//!                                         bidirectional=bidirectional, dropout=dropout))
 //!         self.output_dropout = nn.Dropout(output_dropout)
 //!         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 //!     def forward(self, tokens, lengths):
 //!         x = self.embedding_dropout(self.embedding(tokens))
 //!         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-//!         out, (h_n, _) = self.lstm(packed)
+//!         out, hidden = getattr(self, self.cell)(packed)
+//!         h_n = hidden[0] if self.cell == "lstm" else hidden     # the LSTM adds c_n
 //!         if self.pooling == "last":
-//!             h = torch.cat([h_n[-2], h_n[-1]], 1) if self.lstm.bidirectional else h_n[-1]
+//!             h = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
 //!         elif self.pooling == "max":
 //!             h = pad_packed_sequence(out, batch_first=True, padding_value=-inf)[0].max(1).values
 //!         else:
@@ -26,7 +28,9 @@
 //!         return self.fc(self.output_dropout(h))
 //! ```
 //!
-//! Variables are `embedding.weight`, `lstm.*`, `fc.*`, the `state_dict` names.
+//! Variables are `embedding.weight`, `lstm.*` (`gru.*`, `rnn.*`: the cell's name), `fc.*`, the
+//! `state_dict` names. An LSTM model keeps the names it always had, so LSTM checkpoints of every
+//! format load unchanged.
 
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -35,7 +39,7 @@ use tch::{nn, Tensor};
 use crate::{
     data::vocab::PAD_ID,
     layers,
-    model::{LstmClassifier, LstmConfig, Pooling},
+    model::{Cell, LstmClassifier, LstmConfig, Pooling},
 };
 
 /// Hyperparameters of [`TextClassifier`], saved in a checkpoint's `config.json`.
@@ -45,15 +49,18 @@ pub struct TextModelConfig {
     pub vocab_size: i64,
     /// Embedding width.
     pub embedding_dim: i64,
-    /// LSTM hidden size (per direction).
+    /// The recurrent cell (`lstm` in format-1 and format-2 checkpoints).
+    #[serde(default)]
+    pub cell: Cell,
+    /// Hidden size (per direction).
     pub hidden_size: i64,
-    /// Stacked LSTM layers.
+    /// Stacked recurrent layers.
     pub num_layers: i64,
     /// Number of classes.
     pub num_classes: i64,
     /// Read each text in both directions.
     pub bidirectional: bool,
-    /// Dropout between LSTM layers, in training only.
+    /// Dropout between recurrent layers, in training only.
     pub dropout: f64,
     /// Dropout on the embedded tokens, in training only (0 in format-1 checkpoints).
     #[serde(default)]
@@ -67,9 +74,10 @@ pub struct TextModelConfig {
 }
 
 impl TextModelConfig {
-    /// The LSTM classifier on top of the embedding.
-    pub fn lstm(&self) -> LstmConfig {
+    /// The recurrent classifier on top of the embedding.
+    pub fn classifier(&self) -> LstmConfig {
         LstmConfig {
+            cell: self.cell,
             input_size: self.embedding_dim,
             hidden_size: self.hidden_size,
             num_layers: self.num_layers,
@@ -87,17 +95,17 @@ impl TextModelConfig {
         for (name, p) in [("embedding", self.embedding_dropout), ("output", self.output_dropout)] {
             ensure!((0.0..1.0).contains(&p), "{name} dropout must be in [0, 1), got {p}");
         }
-        self.lstm().validate()
+        self.classifier().validate()
     }
 
     /// The `state_dict` names and shapes, in PyTorch's `named_parameters()` order.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
         let embedding = ("embedding.weight".to_owned(), vec![self.vocab_size, self.embedding_dim]);
-        std::iter::once(embedding).chain(self.lstm().parameter_shapes()).collect()
+        std::iter::once(embedding).chain(self.classifier().parameter_shapes()).collect()
     }
 }
 
-/// Embedding + LSTM + linear classifier over variable-length token sequences.
+/// Embedding + LSTM (GRU, RNN) + linear classifier over variable-length token sequences.
 #[derive(Debug)]
 pub struct TextClassifier {
     embedding: Tensor,
@@ -107,12 +115,12 @@ pub struct TextClassifier {
 
 impl TextClassifier {
     /// Builds the model under `path`, drawing its parameters in PyTorch's order: the embedding
-    /// (N(0, 1), padding row zeroed), the LSTM, then the linear layer.
+    /// (N(0, 1), padding row zeroed), the recurrent layer, then the linear layer.
     pub fn new(path: &nn::Path, config: TextModelConfig) -> Result<Self> {
         config.validate()?;
         let embedding =
             layers::embedding_weight(&(path / "embedding"), config.vocab_size, config.embedding_dim, PAD_ID)?;
-        let classifier = LstmClassifier::new(path, config.lstm())?;
+        let classifier = LstmClassifier::new(path, config.classifier())?;
         Ok(Self { embedding, classifier, config })
     }
 
@@ -121,7 +129,7 @@ impl TextClassifier {
         &self.config
     }
 
-    /// `nn.LSTM.flatten_parameters()` for the LSTM: see [`LstmClassifier::flatten_parameters`].
+    /// `flatten_parameters()` for the recurrent layer: see [`LstmClassifier::flatten_parameters`].
     /// Call after `vs.set_device(cuda)`; a no-op (`Ok(false)`) on the CPU.
     pub fn flatten_parameters(&self) -> Result<bool> {
         self.classifier.flatten_parameters()
@@ -133,14 +141,14 @@ impl TextClassifier {
         Ok(Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?)
     }
 
-    /// The LSTM and linear layer on top of the embedding.
+    /// The recurrent and linear layers on top of the embedding.
     pub fn classifier(&self) -> &LstmClassifier {
         &self.classifier
     }
 
     /// Logits [batch, num_classes] for `tokens` [batch, longest] (int64, on the model's device,
     /// padded with 0) of real `lengths` [batch] (int64, CPU). `train` enables dropout. A text's
-    /// logits do not depend on the rest of its batch: padding never enters the LSTM.
+    /// logits do not depend on the rest of its batch: padding never enters the recurrent layer.
     pub fn forward(&self, tokens: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
         ensure!(tokens.dim() == 2, "expected tokens [batch, length], got {:?}", tokens.size());
         let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?

@@ -1,12 +1,13 @@
-//! `LstmClassifier` against PyTorch over a matrix of configurations: the same `state_dict`
-//! names, in the same order, with the same shapes and (same seed) the same initial values, bit
-//! for bit; and the output shapes of both forward passes.
+//! `LstmClassifier` against PyTorch over a matrix of configurations, each cell (`nn.LSTM`,
+//! `nn.GRU`, `nn.RNN`) included: the same `state_dict` names, in the same order, with the same
+//! shapes and (same seed) the same initial values, bit for bit; and the output shapes of both
+//! forward passes.
 
 mod common;
 
 use std::{collections::BTreeMap, sync::Mutex};
 
-use lstm_tch::model::{LstmClassifier, LstmConfig};
+use lstm_tch::model::{Cell, LstmClassifier, LstmConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 const SEED: i64 = 7;
@@ -19,7 +20,8 @@ fn generator() -> std::sync::MutexGuard<'static, ()> {
     GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// For each config, the model PyTorch builds after `torch.manual_seed(SEED)`:
+/// For each config, the model PyTorch builds after `torch.manual_seed(SEED)`, its recurrent
+/// module under the cell's name (`model.lstm`, `model.gru`, `model.rnn`):
 /// `{"names": [...], "shapes": [...], "values": {name: [float32 bits]}}`.
 const PYTORCH_MODELS: &str = r#"
 import json, sys, numpy as np, torch, torch.nn as nn
@@ -28,8 +30,9 @@ for c in json.loads(sys.argv[1]):
     torch.manual_seed(int(sys.argv[2]))
     dirs = 2 if c["bidirectional"] else 1
     model = nn.Module()
-    model.lstm = nn.LSTM(c["input_size"], c["hidden_size"], c["num_layers"], batch_first=True,
-                         bidirectional=c["bidirectional"])
+    cell = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[c["cell"]]
+    setattr(model, c["cell"], cell(c["input_size"], c["hidden_size"], c["num_layers"], batch_first=True,
+                                   bidirectional=c["bidirectional"]))
     model.fc = nn.Linear(c["hidden_size"] * dirs, c["output_size"])
     sd = model.state_dict()
     out.append({"names": list(sd), "shapes": [list(t.shape) for t in sd.values()],
@@ -39,19 +42,22 @@ print(json.dumps(out))
 
 fn matrix() -> Vec<LstmConfig> {
     let mut configs = vec![];
-    for input_size in [1, 4] {
-        for hidden_size in [1, 17, 64] {
-            for num_layers in [1, 3] {
-                for output_size in [1, 2, 5] {
-                    for bidirectional in [false, true] {
-                        configs.push(LstmConfig {
-                            input_size,
-                            hidden_size,
-                            num_layers,
-                            output_size,
-                            bidirectional,
-                            dropout: 0.0,
-                        });
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        for input_size in [1, 4] {
+            for hidden_size in [1, 17, 64] {
+                for num_layers in [1, 3] {
+                    for output_size in [1, 2, 5] {
+                        for bidirectional in [false, true] {
+                            configs.push(LstmConfig {
+                                cell,
+                                input_size,
+                                hidden_size,
+                                num_layers,
+                                output_size,
+                                bidirectional,
+                                dropout: 0.0,
+                            });
+                        }
                     }
                 }
             }
@@ -118,18 +124,22 @@ fn forward_gives_one_row_of_logits_per_sequence() {
 #[test]
 fn wrong_inputs_are_errors_not_panics() {
     let _generator = generator();
-    let config = LstmConfig { input_size: 3, ..LstmConfig::default() };
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = LstmClassifier::new(&vs.root(), config).unwrap();
-    let opts = (Kind::Float, Device::Cpu);
-    assert!(model.forward(&Tensor::zeros([2, 5, 4], opts)).is_err(), "wrong feature size");
-    assert!(model.forward(&Tensor::zeros([2, 5], opts)).is_err(), "missing dimension");
-    assert!(model.forward(&Tensor::zeros([2, 0, 3], opts)).is_err(), "empty sequence");
-    assert!(model.forward(&Tensor::zeros([2, 5, 3], (Kind::Double, Device::Cpu))).is_err(), "wrong kind");
-    let xs = Tensor::zeros([2, 5, 3], opts);
-    for lengths in [vec![5, 0], vec![6, 1], vec![5]] {
-        assert!(model.forward_packed(&xs, &Tensor::from_slice(&lengths), false).is_err(), "{lengths:?}");
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        let config = LstmConfig { cell, input_size: 3, ..LstmConfig::default() };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = LstmClassifier::new(&vs.root(), config).unwrap();
+        let opts = (Kind::Float, Device::Cpu);
+        assert!(model.forward(&Tensor::zeros([2, 5, 4], opts)).is_err(), "{cell}: wrong feature size");
+        assert!(model.forward(&Tensor::zeros([2, 5], opts)).is_err(), "{cell}: missing dimension");
+        assert!(model.forward(&Tensor::zeros([2, 0, 3], opts)).is_err(), "{cell}: empty sequence");
+        let double = Tensor::zeros([2, 5, 3], (Kind::Double, Device::Cpu));
+        assert!(model.forward(&double).is_err(), "{cell}: wrong kind");
+        let xs = Tensor::zeros([2, 5, 3], opts);
+        for lengths in [vec![5, 0], vec![6, 1], vec![5]] {
+            let lengths = Tensor::from_slice(&lengths);
+            assert!(model.forward_packed(&xs, &lengths, false).is_err(), "{cell}: {lengths:?}");
+        }
+        assert!(LstmClassifier::new(&vs.root(), LstmConfig { hidden_size: 0, ..config }).is_err());
+        assert!(LstmClassifier::new(&vs.root(), LstmConfig { dropout: 1.0, ..config }).is_err());
     }
-    assert!(LstmClassifier::new(&vs.root(), LstmConfig { hidden_size: 0, ..config }).is_err());
-    assert!(LstmClassifier::new(&vs.root(), LstmConfig { dropout: 1.0, ..config }).is_err());
 }

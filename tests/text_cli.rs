@@ -11,7 +11,7 @@ use std::{
     sync::OnceLock,
 };
 
-use common::{assert_clean_failure, lstm_tch, run, tempdir, text};
+use common::{assert_clean_failure, lstm_tch, png_size, run, tempdir, text};
 
 /// One small checkpoint trained on the sample data, shared by the tests.
 fn checkpoint() -> &'static Path {
@@ -140,11 +140,21 @@ fn explain_traces_every_token_and_agrees_with_predict() {
     for (i, label) in labels.iter().enumerate() {
         assert_eq!(predicted["probabilities"][label.as_str().unwrap()], e["probabilities"][i]);
     }
+    assert_eq!(e["cell"], "lstm");
+    assert_eq!(e["gate_names"], serde_json::json!(["input", "forget", "output"]));
+    assert_eq!(e["norm_names"], serde_json::json!(["cell"]));
+    let directions = e["directions"].as_array().unwrap().len();
     for t in tokens {
-        for gate in ["input_gate", "forget_gate", "output_gate"] {
-            let v = t[gate][0].as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&v), "{gate} {v}");
+        for gate in ["input", "forget", "output"] {
+            let values = t["gates"][gate].as_array().unwrap();
+            assert_eq!(values.len(), directions, "{t}");
+            for v in values {
+                let v = v.as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&v), "{gate} {v}");
+            }
         }
+        assert_eq!(t["gates"].as_object().unwrap().len(), 3, "{t}");
+        assert_eq!(t["norms"]["cell"].as_array().unwrap().len(), directions, "{t}");
     }
     // The empty text is read as one <unk>, as predict reads it.
     assert_eq!(lines[1]["tokens"].as_array().unwrap().len(), 1);
@@ -154,6 +164,83 @@ fn explain_traces_every_token_and_agrees_with_predict() {
     assert!(out.status.success(), "{stderr}");
     assert!(table.contains("forward:") && table.contains("input   forget  output  |cell|"), "{table}");
     assert!(table.lines().any(|l| l.starts_with("bad ")), "{table}");
+}
+
+#[test]
+fn explain_shows_each_cells_own_gates() {
+    // GRU: reset and update gates and the hidden state's norm; RNN: the norm alone. The
+    // equations agree with the fused kernel and the last row is predict's answer.
+    let dir = tempdir("cli-explain-cells");
+    for (cell, gates, header) in [
+        (
+            "gru",
+            vec!["reset", "update"],
+            "token  reset   update  |hidden| P(positive) if the text ended here",
+        ),
+        ("rnn", vec![], "token  |hidden| P(positive) if the text ended here"),
+    ] {
+        let ckpt = dir.join(cell);
+        let ckpt = ckpt.to_str().unwrap();
+        let train = [
+            "train",
+            "--cell",
+            cell,
+            "--epochs",
+            "1",
+            "--hidden-size",
+            "8",
+            "--embedding-dim",
+            "16",
+            "--num-layers",
+            "2",
+            "--threads",
+            "1",
+            "-q",
+            "--out",
+            ckpt,
+        ];
+        let out = run(lstm_tch(), &train);
+        assert!(out.status.success(), "{}", text(&out).1);
+        let sentence = "Not bad at all.";
+        let out = run(lstm_tch(), &["explain", "--json", "--threads", "1", "--checkpoint", ckpt, sentence]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        let e: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(e["cell"], cell);
+        assert_eq!(e["agrees"], true, "{cell}: the equations and the fused kernel disagree: {e}");
+        assert_eq!(e["gate_names"], serde_json::json!(gates));
+        assert_eq!(e["norm_names"], serde_json::json!(["hidden"]));
+        let tokens = e["tokens"].as_array().unwrap();
+        assert_eq!(tokens.len(), 5, "{cell}");
+        for t in tokens {
+            let named: Vec<&String> = t["gates"].as_object().unwrap().keys().collect();
+            assert_eq!(named, gates.iter().collect::<Vec<_>>(), "{cell}: {t}");
+            for gate in &gates {
+                for v in t["gates"][gate].as_array().unwrap() {
+                    assert!((0.0..=1.0).contains(&v.as_f64().unwrap()), "{cell} {gate}: {v}");
+                }
+            }
+            let norms = t["norms"]["hidden"].as_array().unwrap();
+            assert_eq!(norms.len(), 2, "{cell}: both directions (the default is bidirectional)");
+            assert!(norms.iter().all(|v| v.as_f64().unwrap() > 0.0), "{cell}: {t}");
+        }
+        let out = run(lstm_tch(), &["predict", "--json", "--threads", "1", "--checkpoint", ckpt, sentence]);
+        let predicted: serde_json::Value = serde_json::from_str(&text(&out).0).unwrap();
+        assert_eq!(predicted["label"], e["label"], "{cell}");
+        assert_eq!(predicted["probabilities"]["positive"], e["probabilities"][1], "{cell}");
+
+        let out = run(lstm_tch(), &["explain", "--threads", "1", "--checkpoint", ckpt, sentence]);
+        let (table, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(table.contains("forward:") && table.contains("backward:"), "{table}");
+        assert_eq!(
+            table.lines().filter(|l| *l == header).count(),
+            2,
+            "{cell}: one header per direction\n{table}"
+        );
+        assert_eq!(table.lines().filter(|l| l.starts_with("bad ")).count(), 2, "{table}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -381,7 +468,7 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
     let weights = std::fs::read(truncated.join("model.safetensors")).unwrap();
     std::fs::write(truncated.join("model.safetensors"), &weights[..weights.len() / 2]).unwrap();
     let version = copy("version");
-    edit_config(&version, "\"format_version\": 2", "\"format_version\": 3");
+    edit_config(&version, "\"format_version\": 3", "\"format_version\": 4");
     let no_mode = copy("no-mode");
     edit_config(&no_mode, "\"mode\": ", "\"former_mode\": ");
     let mismatch = copy("mismatch");
@@ -405,7 +492,7 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
         (vec!["eval".into(), "--checkpoint".into(), s(&truncated)], "model.safetensors is corrupted".into()),
         (
             vec!["predict".into(), "--checkpoint".into(), s(&version), "hi".into()],
-            "checkpoint format version 3, this lstm-tch reads versions 1 to 2".into(),
+            "checkpoint format version 4, this lstm-tch reads versions 1 to 3".into(),
         ),
         (
             vec!["predict".into(), "--checkpoint".into(), s(&no_mode), "hi".into()],
@@ -460,6 +547,57 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
         let all: Vec<&str> = args.iter().map(String::as_str).collect();
         assert_clean_failure(&run(lstm_tch(), &all), &needle, &args.join(" "));
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn explain_plots_english_and_chinese_texts_as_stacked_panels() {
+    let ckpt = checkpoint().to_str().unwrap();
+    let dir = tempdir("cli-plot");
+    let (both, one) = (dir.join("both.png"), dir.join("one.png"));
+    let explain = |plot: &Path, texts: &[&str]| {
+        let mut args =
+            vec!["explain", "--threads", "1", "--checkpoint", ckpt, "--plot", plot.to_str().unwrap()];
+        args.extend(texts);
+        run(lstm_tch(), &args)
+    };
+    let out = explain(&both, &["not good at all", "虽然环境不错，但是菜太难吃了"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("forward:"), "the table is still printed: {stdout}");
+    assert!(stderr.contains(&format!("wrote {}", both.display())), "{stderr}");
+    // A machine without a CJK font says so in one line (and draws the tokens as positions).
+    for line in stderr.lines().filter(|l| l.starts_with("warning:")) {
+        assert!(line.contains("--font PATH"), "{line}");
+    }
+    let out = explain(&one, &["not good at all"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let ((width, height), (one_width, one_height)) = (png_size(&both), png_size(&one));
+    assert!(height > one_height && width >= one_width, "{width}×{height} vs {one_width}×{one_height}");
+
+    // Errors name the path, before or after the work.
+    let missing = dir.join("no/such/dir/plot.png");
+    assert_clean_failure(&explain(&missing, &["good"]), missing.to_str().unwrap(), "unwritable --plot");
+    assert_clean_failure(
+        &explain(&dir.join("plot.jpg"), &["good"]),
+        "plot.jpg: the plot is a PNG image",
+        "--plot .jpg",
+    );
+    let out = run(
+        lstm_tch(),
+        &[
+            "explain",
+            "--checkpoint",
+            ckpt,
+            "--plot",
+            one.to_str().unwrap(),
+            "--font",
+            "/nonexistent/font.ttf",
+            "good",
+        ],
+    );
+    assert_clean_failure(&out, "cannot read the font /nonexistent/font.ttf", "missing --font");
+    assert!(!dir.join("plot.jpg").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -1,6 +1,7 @@
 //! The text classifier against `scripts/text_reference.py`, a PyTorch program written as a
-//! PyTorch user would (nn.Embedding, nn.Dropout, nn.LSTM on pack_padded_sequence, max or mean
-//! over pad_packed_sequence, nn.Linear, optim.Adam, nn.CrossEntropyLoss). On a slice of a sample
+//! PyTorch user would (nn.Embedding, nn.Dropout, nn.LSTM, nn.GRU or nn.RNN on
+//! pack_padded_sequence, max or mean over pad_packed_sequence, nn.Linear, optim.Adam,
+//! nn.CrossEntropyLoss). On a slice of a sample
 //! dataset, from the same seed, with no clipping and `--adam pytorch`: every per-batch training
 //! loss is identical (dropout included: both draw from libtorch's generator in the same order),
 //! and PyTorch loading the Rust checkpoint (safetensors) gives identical logits, with the default
@@ -190,6 +191,29 @@ fn mean_pooling_and_class_weights_match_pytorch() {
 }
 
 #[test]
+fn gru_matches_pytorch() {
+    check("gru-uni", "sample", &["--cell", "gru", "--bidirectional", "false", "--pooling", "last"]);
+    let flags =
+        ["--num-layers", "2", "--dropout", "0.2", "--embedding-dropout", "0.3", "--output-dropout", "0.4"];
+    check(
+        "gru-bi-max",
+        "sample",
+        &[&flags[..], &["--cell", "gru", "--bidirectional", "--pooling", "max"]].concat(),
+    );
+}
+
+#[test]
+fn rnn_matches_pytorch() {
+    check(
+        "rnn-bi-last",
+        "sample",
+        &["--cell", "rnn", "--bidirectional", "--num-layers", "2", "--pooling", "last"],
+    );
+    let flags = ["--cell", "rnn", "--bidirectional", "false", "--num-layers", "3", "--dropout", "0.3"];
+    check("rnn-mean", "sample-zh", &[&flags[..], &["--pooling", "mean", "--bucket", "false"]].concat());
+}
+
+#[test]
 fn each_tokenizer_mode_on_chinese_matches_pytorch() {
     for mode in ["unicode", "chars", "jieba"] {
         check(&format!("zh-{mode}"), "sample-zh", &["--tokenizer", mode]);
@@ -209,4 +233,6 @@ fn cuda_training_and_checkpoint_match_pytorchs_cuda_defaults() {
     }
     check_on("cuda", "sample", "cuda", "16", &["--bidirectional", "--bucket", "false"]);
     check_on("cuda-bucket", "sample", "cuda", "4", &["--bucket"]);
+    check_on("cuda-gru", "sample", "cuda", "16", &["--cell", "gru", "--num-layers", "2"]);
+    check_on("cuda-rnn", "sample", "cuda", "16", &["--cell", "rnn", "--pooling", "last"]);
 }

@@ -1,5 +1,6 @@
 //! The text pipeline without Python: each loader on its fixture, padding invariance of the
-//! classifier (uni- and bidirectional), and checkpoint save → load round trips.
+//! classifier (each cell, uni- and bidirectional), checkpoint save → load round trips over
+//! cell × directions × layers × pooling, and which checkpoint formats say which cell.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use lstm_tch::{
     checkpoint::{self, CheckpointConfig},
     data::{dataset, Columns, Encoded, Format, LabelSet, TokenizerConfig, Truncate, Vocab},
-    model::Pooling,
+    model::{Cell, Pooling},
     text_model::{TextClassifier, TextModelConfig},
     training,
 };
@@ -125,17 +126,25 @@ fn seeded_split_is_a_deterministic_partition() {
     assert_eq!(all, original);
 }
 
-fn model(bidirectional: bool, num_layers: i64) -> (nn::VarStore, TextClassifier) {
+const CELLS: [Cell; 3] = [Cell::Lstm, Cell::Gru, Cell::Rnn];
+
+fn model(
+    cell: Cell,
+    bidirectional: bool,
+    num_layers: i64,
+    pooling: Pooling,
+) -> (nn::VarStore, TextClassifier) {
     let config = TextModelConfig {
         vocab_size: 50,
         embedding_dim: 8,
+        cell,
         hidden_size: 12,
         num_layers,
         num_classes: 3,
         bidirectional,
         dropout: 0.0,
         embedding_dropout: 0.0,
-        pooling: Pooling::Last,
+        pooling,
         output_dropout: 0.0,
     };
     let vs = nn::VarStore::new(Device::Cpu);
@@ -154,13 +163,15 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn logits_do_not_depend_on_the_batch() {
-    // A sentence alone vs. batched with longer (and shorter) ones, uni- and bidirectional.
+    // A sentence alone vs. batched with longer (and shorter) ones, each cell, uni- and
+    // bidirectional.
     // Tolerance 1e-6: different batch sizes give GEMMs of different shapes, which round
     // differently (measured: ≤ 3e-8, about an ulp of these logits); padding that reached the
     // LSTM would move them by orders of magnitude more, as the control below shows.
     const TOLERANCE: f64 = 1e-6;
-    for (bidirectional, layers) in [(false, 1), (true, 1), (false, 2), (true, 3)] {
-        let (_vs, model) = model(bidirectional, layers);
+    let configs = [(false, 1), (true, 1), (false, 2), (true, 3)];
+    for (cell, (bidirectional, layers)) in CELLS.iter().flat_map(|c| configs.iter().map(move |b| (*c, *b))) {
+        let (_vs, model) = model(cell, bidirectional, layers, Pooling::Last);
         let all = sentences();
         let data = Encoded::from_ids(&all, vec![0; all.len()]).unwrap();
         let batched = training::logits(&model, &data, all.len(), Device::Cpu).unwrap();
@@ -171,7 +182,7 @@ fn logits_do_not_depend_on_the_batch() {
             let diff = max_diff(&alone, &row);
             assert!(
                 diff <= TOLERANCE,
-                "bidirectional={bidirectional} layers={layers} sentence {i}: |Δ| {diff:e}"
+                "{cell} bidirectional={bidirectional} layers={layers} sentence {i}: |Δ| {diff:e}"
             );
         }
 
@@ -182,45 +193,136 @@ fn logits_do_not_depend_on_the_batch() {
         let diff = max_diff(&leaked.get(2), &batched.get(2));
         assert!(
             diff > 100.0 * TOLERANCE,
-            "padding barely moved the logits ({diff:e}): the check above is vacuous"
+            "{cell}: padding barely moved the logits ({diff:e}): the check above is vacuous"
         );
     }
 }
 
+fn vocab_and_labels() -> (Vocab, LabelSet) {
+    let vocab_tokens: Vec<String> =
+        ["<pad>", "<unk>"].iter().map(|s| s.to_string()).chain((2..50).map(|i| format!("w{i}"))).collect();
+    let vocab = Vocab::from_tokens(vocab_tokens).unwrap();
+    let labels = LabelSet::from_names(vec!["a".into(), "b".into(), "c".into()]).unwrap();
+    (vocab, labels)
+}
+
+/// Saves `model` (its variables `vs`) as the checkpoint `path`.
+fn save(path: &Path, vs: &nn::VarStore, model: &TextClassifier) -> CheckpointConfig {
+    let (vocab, labels) = vocab_and_labels();
+    let config = CheckpointConfig::new(
+        *model.config(),
+        TokenizerConfig::default(),
+        Truncate::head(100),
+        &vocab,
+        &labels,
+    );
+    checkpoint::save(path, &config, vs).unwrap();
+    config
+}
+
 #[test]
 fn save_then_load_gives_identical_logits() {
+    // Every cell × directions × layers × pooling: the weights are saved under the cell's names
+    // (`lstm.*`, `gru.*`, `rnn.*`), the config says which cell, and the loaded model gives the
+    // same logits, bit for bit, of the right shape.
     let dir = common::tempdir("roundtrip");
-    for (bidirectional, layers) in [(false, 1), (true, 2)] {
-        let (vs, model) = model(bidirectional, layers);
-        let vocab_tokens: Vec<String> = ["<pad>", "<unk>"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain((2..50).map(|i| format!("w{i}")))
-            .collect();
-        let vocab = Vocab::from_tokens(vocab_tokens).unwrap();
-        let labels = LabelSet::from_names(vec!["a".into(), "b".into(), "c".into()]).unwrap();
-        let config = CheckpointConfig::new(
-            *model.config(),
-            TokenizerConfig::default(),
-            Truncate::head(100),
-            &vocab,
-            &labels,
-        );
-        let path = dir.join(format!("ckpt-{bidirectional}-{layers}"));
-        checkpoint::save(&path, &config, &vs).unwrap();
-        // Saving again replaces the checkpoint in place.
-        checkpoint::save(&path, &config, &vs).unwrap();
+    let data = Encoded::from_ids(&sentences(), vec![0; 4]).unwrap();
+    for cell in CELLS {
+        for (bidirectional, layers) in [(false, 1), (true, 2)] {
+            for pooling in [Pooling::Last, Pooling::Max, Pooling::Mean] {
+                let name = format!("{cell} bidirectional={bidirectional} layers={layers} {pooling:?}");
+                let (vs, model) = model(cell, bidirectional, layers, pooling);
+                let path = dir.join(format!("ckpt-{cell}-{bidirectional}-{layers}-{pooling:?}"));
+                let config = save(&path, &vs, &model);
+                if (cell, bidirectional, pooling) == (Cell::Lstm, false, Pooling::Last) {
+                    // Saving again replaces the checkpoint in place.
+                    save(&path, &vs, &model);
+                }
+                let weights = Tensor::read_safetensors(path.join(checkpoint::WEIGHTS_FILE)).unwrap();
+                let prefix = format!("{cell}.");
+                let recurrent = weights.iter().filter(|(n, _)| n.starts_with(&prefix)).count();
+                assert_eq!(recurrent, 4 * layers as usize * (1 + bidirectional as usize), "{name}");
+                assert_eq!(weights.len(), recurrent + 3, "{name}: embedding.weight, fc.weight, fc.bias");
 
-        let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
-        assert_eq!(loaded.config, config);
-        assert_eq!(loaded.vocab, vocab);
-        let data = Encoded::from_ids(&sentences(), vec![0; 4]).unwrap();
-        let before = training::logits(&model, &data, 4, Device::Cpu).unwrap();
-        let after = training::logits(&loaded.model, &data, 4, Device::Cpu).unwrap();
-        assert!(before.equal(&after), "{before} vs {after}");
-        let names: Vec<String> =
-            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        assert!(names.iter().all(|n| !n.starts_with('.')), "scratch directories left behind: {names:?}");
+                let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
+                assert_eq!(loaded.config, config, "{name}");
+                assert_eq!(loaded.config.model.cell, cell, "{name}");
+                let before = training::logits(&model, &data, 4, Device::Cpu).unwrap();
+                let after = training::logits(&loaded.model, &data, 4, Device::Cpu).unwrap();
+                assert_eq!(before.size(), [4, 3], "{name}");
+                assert!(before.equal(&after), "{name}: {before} vs {after}");
+            }
+        }
+    }
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "scratch directories left behind: {names:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn checkpoint_formats_say_which_cell() {
+    // Format 3 names the cell; formats 1 and 2 (no `cell`) hold an LSTM. An LSTM checkpoint
+    // rewritten as format 2 loads and predicts exactly as the format-3 one; a format-2 config
+    // cannot claim another cell; format 3 must name its cell; and a config whose cell disagrees
+    // with the weights' names is refused, never read as another cell.
+    let dir = common::tempdir("formats");
+    let data = Encoded::from_ids(&sentences(), vec![0; 4]).unwrap();
+    let edit = |path: &Path, edit: &dyn Fn(&mut serde_json::Value)| {
+        let file = path.join(checkpoint::CONFIG_FILE);
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        edit(&mut config);
+        std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    };
+    let load_error = |path: &Path| checkpoint::load(path, Device::Cpu).unwrap_err().to_string();
+
+    let (vs, lstm) = model(Cell::Lstm, true, 1, Pooling::Last);
+    let path = dir.join("lstm");
+    save(&path, &vs, &lstm);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path.join(checkpoint::CONFIG_FILE)).unwrap()).unwrap();
+    assert_eq!(config["format_version"], 3);
+    assert_eq!(config["model"]["cell"], "lstm");
+    let expected = training::logits(&lstm, &data, 4, Device::Cpu).unwrap();
+    edit(&path, &|c| {
+        c["format_version"] = 2.into();
+        c["model"].as_object_mut().unwrap().remove("cell");
+    });
+    let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
+    assert_eq!(loaded.config.model.cell, Cell::Lstm);
+    assert!(training::logits(&loaded.model, &data, 4, Device::Cpu).unwrap().equal(&expected));
+
+    edit(&path, &|c| c["model"]["cell"] = "gru".into());
+    assert!(
+        load_error(&path).contains("a format-2 checkpoint holds an LSTM, not a nn.GRU"),
+        "{}",
+        load_error(&path)
+    );
+
+    let (vs, gru) = model(Cell::Gru, false, 2, Pooling::Max);
+    let path = dir.join("gru");
+    save(&path, &vs, &gru);
+    checkpoint::load(&path, Device::Cpu).unwrap();
+    edit(&path, &|c| {
+        c["model"].as_object_mut().unwrap().remove("cell");
+    });
+    assert!(
+        load_error(&path).contains("config.json is corrupted: model.cell missing"),
+        "{}",
+        load_error(&path)
+    );
+    for (cell, version) in [("lstm", 3), ("rnn", 3), ("lstm", 2)] {
+        edit(&path, &|c| {
+            c["format_version"] = version.into();
+            c["model"]["cell"] = cell.into();
+        });
+        let error = load_error(&path);
+        assert!(
+            error.contains("does not match config.json")
+                && error.contains(&format!("{cell}.weight_ih_l0 missing")),
+            "{error}"
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -229,7 +331,7 @@ fn save_then_load_gives_identical_logits() {
 fn refuses_to_replace_a_directory_that_is_not_a_checkpoint() {
     let dir = common::tempdir("not-a-checkpoint");
     std::fs::write(dir.join("precious.txt"), "keep me").unwrap();
-    let (vs, model) = model(false, 1);
+    let (vs, model) = model(Cell::Lstm, false, 1, Pooling::Last);
     let vocab = Vocab::from_tokens(
         (0..50).map(|i| ["<pad>", "<unk>"].get(i).map_or(format!("w{i}"), |s| s.to_string())).collect(),
     )
@@ -250,25 +352,28 @@ fn refuses_to_replace_a_directory_that_is_not_a_checkpoint() {
 
 #[test]
 fn dropout_only_acts_in_training() {
-    let config = TextModelConfig {
-        vocab_size: 50,
-        embedding_dim: 8,
-        hidden_size: 12,
-        num_layers: 2,
-        num_classes: 3,
-        bidirectional: false,
-        dropout: 0.5,
-        embedding_dropout: 0.0,
-        pooling: Pooling::Last,
-        output_dropout: 0.0,
-    };
-    let vs = nn::VarStore::new(Device::Cpu);
-    let model = TextClassifier::new(&vs.root(), config).unwrap();
-    let tokens = Tensor::from_slice(&[5i64, 9, 2, 7]).view([1, 4]);
-    let lengths = Tensor::from_slice(&[4i64]);
-    let eval_a = model.forward(&tokens, &lengths, false).unwrap();
-    let eval_b = model.forward(&tokens, &lengths, false).unwrap();
-    assert!(eval_a.equal(&eval_b));
-    let differs = (0..10).any(|_| !model.forward(&tokens, &lengths, true).unwrap().equal(&eval_a));
-    assert!(differs, "dropout 0.5 between layers never changed a training-mode output");
+    for cell in CELLS {
+        let config = TextModelConfig {
+            vocab_size: 50,
+            embedding_dim: 8,
+            cell,
+            hidden_size: 12,
+            num_layers: 2,
+            num_classes: 3,
+            bidirectional: false,
+            dropout: 0.5,
+            embedding_dropout: 0.0,
+            pooling: Pooling::Last,
+            output_dropout: 0.0,
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = TextClassifier::new(&vs.root(), config).unwrap();
+        let tokens = Tensor::from_slice(&[5i64, 9, 2, 7]).view([1, 4]);
+        let lengths = Tensor::from_slice(&[4i64]);
+        let eval_a = model.forward(&tokens, &lengths, false).unwrap();
+        let eval_b = model.forward(&tokens, &lengths, false).unwrap();
+        assert!(eval_a.equal(&eval_b));
+        let differs = (0..10).any(|_| !model.forward(&tokens, &lengths, true).unwrap().equal(&eval_a));
+        assert!(differs, "{cell}: dropout 0.5 between layers never changed a training-mode output");
+    }
 }

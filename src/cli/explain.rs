@@ -7,10 +7,11 @@ use clap::Args;
 use tch::Device;
 
 use super::DEFAULT_CHECKPOINT;
-use crate::{checkpoint, device::set_threads, explain};
+use crate::{checkpoint, device::set_threads, explain, plot};
 
-/// `lstm-tch explain`: for each token, the mean input, forget and output gates of the last LSTM
-/// layer, the cell state's norm and the probabilities if the text ended there.
+/// `lstm-tch explain`: for each token, the mean gates of the last recurrent layer (LSTM: input,
+/// forget, output; GRU: reset, update; RNN: none), the norm of its state (LSTM: the cell state;
+/// GRU, RNN: the hidden state) and the probabilities if the text ended there.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
     /// Texts to explain.
@@ -22,6 +23,14 @@ pub struct ExplainArgs {
     /// Print one JSON object per text instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also draw a heat map into this PNG file: tokens along x, a row per gate and direction, the
+    /// cell norm and each class's running probability; several texts stack as panels.
+    #[arg(long, value_name = "FILE.png")]
+    pub plot: Option<PathBuf>,
+    /// Font file for the plot's text (TrueType/OpenType); without it, the first of a list of
+    /// common system fonts (CJK ones first) that exists, else a built-in ASCII bitmap font.
+    #[arg(long, value_name = "PATH", requires = "plot")]
+    pub font: Option<PathBuf>,
     /// libtorch intra-op threads; libtorch's default when absent.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -31,7 +40,16 @@ pub struct ExplainArgs {
 pub fn explain(args: &ExplainArgs) -> Result<()> {
     set_threads(args.threads)?;
     ensure!(!args.texts.is_empty(), "nothing to explain");
+    // A bad plot path or font fails before the checkpoint is read.
+    let face = match &args.plot {
+        Some(path) => {
+            plot::check_png_path(path)?;
+            Some(plot::Typeface::find(args.font.as_deref())?)
+        }
+        None => None,
+    };
     let ckpt = checkpoint::load(&args.checkpoint, Device::Cpu)?;
+    let mut maps = vec![];
     for (i, text) in args.texts.iter().enumerate() {
         let explanation = explain::explain(&ckpt, text)?;
         if args.json {
@@ -39,6 +57,14 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         } else {
             print!("{}{}", if i > 0 { "\n" } else { "" }, explanation.table());
         }
+        maps.push(explanation.heat_map());
+    }
+    if let (Some(path), Some(face)) = (&args.plot, &face) {
+        let unshown = plot::heat_maps(path, &maps, face)?;
+        if let Some(warning) = face.warning(&unshown) {
+            eprintln!("{warning}");
+        }
+        eprintln!("wrote {} (font: {})", path.display(), face.describe());
     }
     Ok(())
 }

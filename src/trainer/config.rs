@@ -9,7 +9,7 @@ use crate::{
     checkpoint::DEFAULT_CHECKPOINT,
     data::{dataset, sample_dir, DataArgs, Example, TokenizerMode, Truncate, Truncation},
     device::RuntimeArgs,
-    model::Pooling,
+    model::{Cell, Pooling},
     optim::AdamImpl,
     text_model::TextModelConfig,
     training::ClassWeights,
@@ -68,27 +68,30 @@ pub struct TrainConfig {
     /// Embedding width.
     #[arg(long, default_value_t = 128)]
     pub embedding_dim: i64,
-    /// LSTM hidden size (per direction).
+    /// The recurrent cell: lstm (nn.LSTM, the article's), gru (nn.GRU) or rnn (nn.RNN, tanh).
+    #[arg(long, value_enum, default_value_t)]
+    pub cell: Cell,
+    /// Hidden size (per direction).
     #[arg(long, default_value_t = 64)]
     pub hidden_size: i64,
-    /// Stacked LSTM layers.
+    /// Stacked recurrent layers.
     #[arg(long, default_value_t = 1)]
     pub num_layers: i64,
     /// Read each text in both directions (`--bidirectional false`: forwards only).
     #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true",
           action = clap::ArgAction::Set, value_name = "BOOL")]
     pub bidirectional: bool,
-    /// Dropout between LSTM layers (needs --num-layers ≥ 2 to have an effect).
+    /// Dropout between recurrent layers (needs --num-layers ≥ 2 to have an effect).
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f64,
     /// Dropout on the embedded tokens, in training.
     #[arg(long, default_value_t = 0.3)]
     pub embedding_dropout: f64,
     /// What the classifier reads: the final hidden state (last), or the max or mean of the
-    /// LSTM's outputs over the text.
+    /// recurrent layer's outputs over the text.
     #[arg(long, value_enum, default_value_t = Pooling::Max)]
     pub pooling: Pooling,
-    /// Dropout on what the classifier reads (the pooled LSTM output), in training.
+    /// Dropout on what the classifier reads (the pooled recurrent output), in training.
     #[arg(long, default_value_t = 0.0)]
     pub output_dropout: f64,
     /// Passes over the training data.
@@ -185,6 +188,7 @@ impl TrainConfig {
         TextModelConfig {
             vocab_size: vocab_size as i64,
             embedding_dim: self.embedding_dim,
+            cell: self.cell,
             hidden_size: self.hidden_size,
             num_layers: self.num_layers,
             num_classes: num_classes as i64,

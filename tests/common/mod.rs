@@ -98,3 +98,18 @@ pub fn cuda_or_skip(test: &str) -> bool {
     let _ = std::io::stderr().lock().write_all(line.as_bytes()); // one write: tests run in parallel
     false
 }
+
+/// A PNG file's size from its signature and IHDR chunk (panics if `path` is no PNG), after
+/// decoding the whole image with the `png` crate (so a truncated or corrupt file fails too).
+pub fn png_size(path: &std::path::Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}: no PNG signature", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR", "{}: the first chunk is not IHDR", path.display());
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    let (width, height) = (be(16), be(20));
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (width, height));
+    (width, height)
+}

@@ -1,0 +1,214 @@
+//! Line charts: y against x for several series (experiment curves: loss or accuracy per epoch,
+//! time per size), on a linear or logarithmic y axis, with a legend.
+
+use std::path::Path;
+
+use anyhow::{ensure, Result};
+use plotters::{
+    prelude::{Circle, PathElement},
+    style::{Color, RGBColor},
+};
+
+use super::{drawing, fit, render, Align, Canvas, Shown, Typeface, GREY, INK, LIGHT};
+
+/// One curve: a name for the legend and its points `(x, y)` in drawing order. Points with a
+/// non-finite coordinate are left out, breaking the line there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The legend's label.
+    pub name: String,
+    /// The points, joined in this order.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The series' colours, in order (matplotlib's tab10), repeating after ten.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+const SIZE: (i32, i32) = (900, 560);
+const PAD: i32 = 16;
+const TITLE: f64 = 20.0;
+const LABEL: f64 = 15.0;
+const TICK: f64 = 13.0;
+
+/// An axis: its range (in log10 units on a log axis) and its ticks `(position, label)`.
+#[derive(Debug, Clone, PartialEq)]
+struct Axis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<(f64, String)>,
+}
+
+/// A linear axis over `[lo, hi]`: about six ticks at 1, 2 or 5 times a power of ten, the range
+/// widened to the outer ticks.
+fn linear_axis(lo: f64, hi: f64) -> Axis {
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, hi + 1.0) };
+    let raw = (hi - lo) / 6.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = magnitude
+        * match raw / magnitude {
+            r if r < 1.5 => 1.0,
+            r if r < 3.0 => 2.0,
+            r if r < 7.0 => 5.0,
+            _ => 10.0,
+        };
+    let (first, last) = ((lo / step).floor() as i64, (hi / step).ceil() as i64);
+    let decimals = (-step.log10().floor()).clamp(0.0, 9.0) as usize;
+    let ticks =
+        (first..=last).map(|k| (k as f64 * step, format!("{:.*}", decimals, k as f64 * step))).collect();
+    Axis { lo: first as f64 * step, hi: last as f64 * step, ticks }
+}
+
+/// A log axis over `[lo, hi]` (both > 0): whole decades, with 2 and 5 between them when there
+/// are at most two.
+fn log_axis(lo: f64, hi: f64) -> Axis {
+    let (first, mut last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    if last == first {
+        last += 1;
+    }
+    let mut ticks = vec![];
+    for k in first..=last {
+        let multiples: &[f64] = if last - first <= 2 && k < last { &[1.0, 2.0, 5.0] } else { &[1.0] };
+        for &m in multiples {
+            let v = m * 10f64.powi(k);
+            let label = match k {
+                0..=4 => format!("{}", m as i64 * 10i64.pow(k as u32)),
+                -3..=-1 => format!("{:.*}", -k as usize, v),
+                _ => format!("{m}e{k}"),
+            };
+            ticks.push((v.log10(), label));
+        }
+    }
+    Axis { lo: first as f64, hi: last as f64, ticks }
+}
+
+/// Draws `series` as lines (with dots when a series has at most 40 points) into the PNG file
+/// `path`: `title` above, `x_label` under the x axis, `y_label` above the y axis, a legend at
+/// the right; `log_y` puts y on a log10 scale. Returns the texts `face` has no glyphs for (drawn
+/// with '?'). Errors: no finite point, a y ≤ 0 on a log scale (naming the series), a path not
+/// ending in `.png` or one that cannot be written.
+pub fn lines(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_y: bool,
+    face: &Typeface,
+) -> Result<Vec<String>> {
+    let finite = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite();
+    for s in series {
+        if let Some((x, y)) = s.points.iter().filter(finite).find(|&&(_, y)| log_y && y <= 0.0) {
+            anyhow::bail!("series {}: y = {y} at x = {x} cannot go on a log scale", s.name);
+        }
+    }
+    let points: Vec<(f64, f64)> =
+        series.iter().flat_map(|s| s.points.iter().filter(finite).copied()).collect();
+    ensure!(!points.is_empty(), "nothing to plot: no series has a finite point");
+    let range = |f: fn(&(f64, f64)) -> f64| {
+        points.iter().map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)))
+    };
+    let ((x_lo, x_hi), (y_lo, y_hi)) = (range(|p| p.0), range(|p| p.1));
+    let x_axis = linear_axis(x_lo, x_hi);
+    let y_axis = if log_y { log_axis(y_lo, y_hi) } else { linear_axis(y_lo, y_hi) };
+
+    let mut shown = Shown { face, unshown: vec![] };
+    let (title, x_label, y_label) = (shown.text(title), shown.text(x_label), shown.text(y_label));
+    let names: Vec<String> = series.iter().map(|s| shown.text(&s.name)).collect();
+    let legend_w = names.iter().map(|n| face.width(n, LABEL)).max().unwrap_or(0).min(260) + 40;
+    let tick_w = y_axis.ticks.iter().map(|(_, l)| face.width(l, TICK)).max().unwrap_or(0);
+    let (w, h) = SIZE;
+    let (x0, x1) = (PAD + tick_w + 8, w - PAD - legend_w);
+    let (y0, y1) = (PAD + 36 + 22, h - PAD - 50);
+    let px = |x: f64| x0 + ((x - x_axis.lo) / (x_axis.hi - x_axis.lo) * (x1 - x0) as f64).round() as i32;
+    let py = |y: f64| {
+        let y = if log_y { y.log10() } else { y };
+        y1 - ((y - y_axis.lo) / (y_axis.hi - y_axis.lo) * (y1 - y0) as f64).round() as i32
+    };
+
+    render(path, (w as u32, h as u32), face, |canvas: &Canvas| {
+        canvas.text(&fit(face, &title, TITLE, w - 2 * PAD), (PAD, PAD + 10), TITLE, INK, Align::Left)?;
+        canvas.text(&fit(face, &y_label, LABEL, w - 2 * PAD), (PAD, y0 - 16), LABEL, INK, Align::Left)?;
+        canvas.text(&x_label, ((x0 + x1) / 2, h - PAD - 10), LABEL, INK, Align::Center)?;
+        for (t, label) in &x_axis.ticks {
+            let x = px(*t);
+            canvas.rect((x, y0), (x + 1, y1), LIGHT)?;
+            canvas.text(label, (x, y1 + 14), TICK, INK, Align::Center)?;
+        }
+        for (t, label) in &y_axis.ticks {
+            let y = y1 - ((t - y_axis.lo) / (y_axis.hi - y_axis.lo) * (y1 - y0) as f64).round() as i32;
+            canvas.rect((x0, y), (x1, y + 1), LIGHT)?;
+            canvas.text(label, (x0 - 6, y), TICK, INK, Align::Right)?;
+        }
+        for (a, b) in [
+            ((x0, y0), (x1, y0 + 1)),
+            ((x0, y1), (x1 + 1, y1 + 1)),
+            ((x0, y0), (x0 + 1, y1)),
+            ((x1, y0), (x1 + 1, y1)),
+        ] {
+            canvas.rect(a, b, GREY)?;
+        }
+        for (i, (s, name)) in series.iter().zip(&names).enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            // Runs of finite points, each one line.
+            for run in s.points.split(|p| !finite(&p)) {
+                let pixels: Vec<(i32, i32)> = run.iter().map(|&(x, y)| (px(x), py(y))).collect();
+                canvas
+                    .area
+                    .draw(&PathElement::new(pixels.clone(), color.stroke_width(2)))
+                    .map_err(drawing)?;
+                if s.points.len() <= 40 {
+                    for p in pixels {
+                        canvas.area.draw(&Circle::new(p, 3, color.filled())).map_err(drawing)?;
+                    }
+                }
+            }
+            let y = y0 + 10 + i as i32 * 22;
+            canvas.rect((x1 + 12, y - 1), (x1 + 32, y + 2), color)?;
+            let name = fit(face, name, LABEL, legend_w - 40);
+            canvas.text(&name, (x1 + 38, y), LABEL, INK, Align::Left)?;
+        }
+        Ok(())
+    })?;
+    Ok(shown.unshown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(axis: &Axis) -> Vec<&str> {
+        axis.ticks.iter().map(|(_, l)| l.as_str()).collect()
+    }
+
+    #[test]
+    fn linear_ticks_are_round_numbers_covering_the_data() {
+        let a = linear_axis(1.0, 8.0);
+        assert_eq!(labels(&a), ["1", "2", "3", "4", "5", "6", "7", "8"]);
+        assert_eq!((a.lo, a.hi), (1.0, 8.0));
+        let a = linear_axis(0.613, 0.97);
+        assert_eq!(labels(&a), ["0.60", "0.65", "0.70", "0.75", "0.80", "0.85", "0.90", "0.95", "1.00"]);
+        assert!(a.lo <= 0.613 && a.hi >= 0.97);
+        // One value: a range around it.
+        assert_eq!(labels(&linear_axis(3.0, 3.0)), ["2.0", "2.5", "3.0", "3.5", "4.0"]);
+    }
+
+    #[test]
+    fn log_ticks_are_decades_with_2_and_5_on_short_ranges() {
+        let a = log_axis(0.012, 0.9);
+        assert_eq!(labels(&a), ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"]);
+        assert_eq!((a.lo, a.hi), (-2.0, 0.0));
+        let a = log_axis(3e-6, 2e2);
+        assert_eq!(labels(&a), ["1e-6", "1e-5", "1e-4", "0.001", "0.01", "0.1", "1", "10", "100", "1000"]);
+    }
+}

@@ -1,0 +1,289 @@
+//! The recurrent layer under the classifiers: PyTorch's `nn.LSTM`, `nn.GRU` or `nn.RNN` (tanh),
+//! batch-first, initialised draw for draw as PyTorch does, run by libtorch's fused kernels on
+//! padded or packed sequences.
+//!
+//! The three cells share everything but their equations (see [`crate::cell`]) and the number of
+//! gate blocks stacked in each weight: per layer and direction, `weight_ih_l{k}[_reverse]`
+//! [blocks × hidden, input], `weight_hh_l{k}` [blocks × hidden, hidden], `bias_ih_l{k}` and
+//! `bias_hh_l{k}` [blocks × hidden], with 4 blocks for the LSTM (input, forget, cell, output),
+//! 3 for the GRU (reset, update, new) and 1 for the RNN. Every one is drawn uniform on
+//! ±1/√hidden, in that order (PyTorch's `RNNBase.reset_parameters`). The LSTM also carries a
+//! cell state; the other two only a hidden state.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+use crate::layers;
+
+/// Which recurrent cell reads the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cell {
+    /// `nn.LSTM`: input, forget and output gates and a cell state (the article's model).
+    #[default]
+    Lstm,
+    /// `nn.GRU`: reset and update gates, no separate cell state; three weight blocks to the
+    /// LSTM's four.
+    Gru,
+    /// `nn.RNN(nonlinearity="tanh")`: h' = tanh(W_ih x + b_ih + W_hh h + b_hh), no gates.
+    Rnn,
+}
+
+impl Cell {
+    /// Gate blocks stacked in each weight and bias: 4 (LSTM), 3 (GRU) or 1 (RNN).
+    pub fn blocks(self) -> i64 {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+            Cell::Rnn => 1,
+        }
+    }
+
+    /// The module's attribute name in the model, the prefix of its `state_dict` keys:
+    /// `lstm`, `gru` or `rnn` (a PyTorch model writes `self.lstm = nn.LSTM(...)`,
+    /// `self.gru = nn.GRU(...)`, `self.rnn = nn.RNN(...)`).
+    pub fn module_name(self) -> &'static str {
+        match self {
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+            Cell::Rnn => "rnn",
+        }
+    }
+
+    /// The PyTorch class: `nn.LSTM`, `nn.GRU` or `nn.RNN`.
+    pub fn pytorch_class(self) -> &'static str {
+        match self {
+            Cell::Lstm => "nn.LSTM",
+            Cell::Gru => "nn.GRU",
+            Cell::Rnn => "nn.RNN",
+        }
+    }
+
+    /// cuDNN's mode number (PyTorch's `rnn.cpp`: RNN_RELU 0, RNN_TANH 1, LSTM 2, GRU 3).
+    fn cudnn_mode(self) -> i64 {
+        match self {
+            Cell::Lstm => 2,
+            Cell::Gru => 3,
+            Cell::Rnn => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.module_name())
+    }
+}
+
+/// The sizes of a [`Recurrent`] layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecurrentConfig {
+    /// The cell.
+    pub cell: Cell,
+    /// Features per time step.
+    pub input_size: i64,
+    /// Width of the hidden state (per direction).
+    pub hidden_size: i64,
+    /// Stacked layers.
+    pub num_layers: i64,
+    /// A second layer reads each sequence backwards.
+    pub bidirectional: bool,
+    /// Dropout on the outputs of every layer but the last, in training only.
+    pub dropout: f64,
+}
+
+impl RecurrentConfig {
+    /// 2 for a bidirectional layer, else 1.
+    pub fn num_directions(&self) -> i64 {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// `nn.LSTM` / `nn.GRU` / `nn.RNN` (batch-first) with PyTorch's initialisation.
+#[derive(Debug)]
+pub struct Recurrent {
+    /// The parameters in libtorch's flat order (per layer, per direction: `weight_ih`,
+    /// `weight_hh`, `bias_ih`, `bias_hh`).
+    flat_weights: Vec<Tensor>,
+    config: RecurrentConfig,
+}
+
+/// What a recurrent layer returns: the last layer's outputs and the final hidden states.
+#[derive(Debug)]
+pub struct RecurrentOutput {
+    /// Batch-first [batch, seq_len, directions × hidden] from [`Recurrent::forward`]; packed
+    /// data [Σ lengths, directions × hidden] from [`Recurrent::forward_packed`].
+    pub output: Tensor,
+    /// Final hidden states [layers × directions, batch, hidden] (in packed order for
+    /// [`Recurrent::forward_packed`]).
+    pub h_n: Tensor,
+}
+
+impl Recurrent {
+    /// Creates the variables under `path` (`weight_ih_l0`, ...), drawing them from libtorch's
+    /// default generator in PyTorch's order; on a CUDA `path`, flattens them as PyTorch's
+    /// constructor does ([`Recurrent::flatten_parameters`]).
+    pub fn new(path: &nn::Path, config: RecurrentConfig) -> Result<Self> {
+        let names = layers::rnn_parameter_names(config.num_layers, config.bidirectional);
+        let (h, blocks, dirs) = (config.hidden_size, config.cell.blocks(), config.num_directions());
+        let bound = 1.0 / (h as f64).sqrt();
+        let uniform = nn::Init::Uniform { lo: -bound, up: bound };
+        let flat_weights = names
+            .iter()
+            .map(|name| {
+                let layer_input = if name.contains("_l0") { config.input_size } else { h * dirs };
+                let shape = match &name[..9] {
+                    "weight_ih" => vec![blocks * h, layer_input],
+                    "weight_hh" => vec![blocks * h, h],
+                    _ => vec![blocks * h],
+                };
+                path.f_var(name, &shape, uniform).with_context(|| format!("cannot create {name}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let layer = Self { flat_weights, config };
+        layer.flatten_parameters()?;
+        Ok(layer)
+    }
+
+    /// The layer's sizes and cell.
+    pub fn config(&self) -> &RecurrentConfig {
+        &self.config
+    }
+
+    /// The parameters in libtorch's flat order (per layer, per direction: `weight_ih`,
+    /// `weight_hh`, `bias_ih`, `bias_hh`), as [`crate::cell::unroll`] takes them.
+    pub fn parameters(&self) -> &[Tensor] {
+        &self.flat_weights
+    }
+
+    /// PyTorch's `RNNBase.flatten_parameters()`: on a CUDA device with cuDNN, packs the
+    /// weights into one contiguous cuDNN buffer (`torch._cudnn_rnn_flatten_weight`) and makes
+    /// every parameter a view into it, so cuDNN uses them in place instead of repacking (and
+    /// warning "RNN module weights are not part of single contiguous chunk of memory") at
+    /// every call. Returns whether it flattened.
+    ///
+    /// Call it after moving the `VarStore` to a CUDA device (`vs.set_device`), before creating
+    /// the optimiser, as PyTorch's `model.to(device)` does. The op changes the parameters'
+    /// storage in place (`set_`), so the `VarStore`'s variables, the flat weight list and any
+    /// other handle to them see the views: names, shapes and values are unchanged, and
+    /// optimiser updates and checkpoint saves go through the buffer. Like PyTorch, it is a
+    /// no-op elsewhere: on the CPU, without cuDNN (or with it disabled), for parameters of mixed
+    /// kinds or devices, or for parameters that alias each other.
+    pub fn flatten_parameters(&self) -> Result<bool> {
+        let weights = &self.flat_weights;
+        let Some(first) = weights.first() else { return Ok(false) };
+        let (kind, device) = (first.kind(), first.device());
+        let cudnn_kind = matches!(kind, tch::Kind::Float | tch::Kind::Half | tch::Kind::Double);
+        if !device.is_cuda()
+            || !cudnn_kind
+            || !tch::Cuda::cudnn_is_available()
+            || !tch::Cuda::user_enabled_cudnn()
+            || weights.iter().any(|w| w.kind() != kind || w.device() != device)
+        {
+            return Ok(false);
+        }
+        let mut pointers: Vec<usize> = weights.iter().map(|w| w.data_ptr() as usize).collect();
+        pointers.sort_unstable();
+        pointers.dedup();
+        if pointers.len() != weights.len() {
+            return Ok(false);
+        }
+        let c = &self.config;
+        // (weights, weight_stride0: 4 per layer and direction with biases, input_size, mode,
+        // hidden_size, proj_size, num_layers, batch_first, bidirectional). The buffer it
+        // returns stays alive through the parameters' storage, as in PyTorch.
+        let _buffer = tch::no_grad(|| {
+            Tensor::f_internal_cudnn_rnn_flatten_weight(
+                weights,
+                4,
+                c.input_size,
+                c.cell.cudnn_mode(),
+                c.hidden_size,
+                0,
+                c.num_layers,
+                true,
+                c.bidirectional,
+            )
+        })
+        .with_context(|| {
+            format!("cannot flatten the {} weights into a cuDNN buffer", c.cell.pytorch_class())
+        })?;
+        Ok(true)
+    }
+
+    /// The zero initial state [layers × directions, batch, hidden] on `like`'s device and kind
+    /// (the LSTM takes it as both h0 and c0: libtorch only reads them).
+    fn zero_state(&self, batch: i64, like: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let shape = [c.num_layers * c.num_directions(), batch, c.hidden_size];
+        Ok(Tensor::f_zeros(shape, (like.kind(), like.device()))?)
+    }
+
+    /// The layer on padded sequences `xs` [batch, seq_len, input] (batch-first) from zero
+    /// states, as `nn.LSTM(xs)` etc.: `train` turns inter-layer dropout on.
+    pub fn forward(&self, xs: &Tensor, train: bool) -> Result<RecurrentOutput> {
+        let c = &self.config;
+        let zeros = self.zero_state(xs.size()[0], xs)?;
+        let w = &self.flat_weights;
+        let (layers, p, bi) = (c.num_layers, c.dropout, c.bidirectional);
+        let (output, h_n) = match c.cell {
+            Cell::Lstm => {
+                let (output, h_n, _) = xs.f_lstm(
+                    &[&zeros, &zeros],
+                    &w.iter().collect::<Vec<_>>(),
+                    true,
+                    layers,
+                    p,
+                    train,
+                    bi,
+                    true,
+                )?;
+                (output, h_n)
+            }
+            Cell::Gru => xs.f_gru(&zeros, w, true, layers, p, train, bi, true)?,
+            Cell::Rnn => xs.f_rnn_tanh(&zeros, w, true, layers, p, train, bi, true)?,
+        };
+        Ok(RecurrentOutput { output, h_n })
+    }
+
+    /// The layer on a packed batch (`data` [Σ lengths, input] and `batch_sizes` [steps] from
+    /// `torch._pack_padded_sequence`, `batch` sequences) from zero states, as PyTorch's module
+    /// runs on a `PackedSequence` (`torch._VF.lstm` / `gru` / `rnn_tanh` on the data).
+    pub fn forward_packed(
+        &self,
+        data: &Tensor,
+        batch_sizes: &Tensor,
+        batch: i64,
+        train: bool,
+    ) -> Result<RecurrentOutput> {
+        let c = &self.config;
+        let zeros = self.zero_state(batch, data)?;
+        let w = &self.flat_weights;
+        let (layers, p, bi) = (c.num_layers, c.dropout, c.bidirectional);
+        let (output, h_n) = match c.cell {
+            Cell::Lstm => {
+                let weights = w.iter().collect::<Vec<_>>();
+                let (output, h_n, _) = Tensor::f_lstm_data(
+                    data,
+                    batch_sizes,
+                    &[&zeros, &zeros],
+                    &weights,
+                    true,
+                    layers,
+                    p,
+                    train,
+                    bi,
+                )?;
+                (output, h_n)
+            }
+            Cell::Gru => Tensor::f_gru_data(data, batch_sizes, &zeros, w, true, layers, p, train, bi)?,
+            Cell::Rnn => Tensor::f_rnn_tanh_data(data, batch_sizes, &zeros, w, true, layers, p, train, bi)?,
+        };
+        Ok(RecurrentOutput { output, h_n })
+    }
+}
