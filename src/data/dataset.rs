@@ -163,14 +163,18 @@ fn open(path: &Path) -> Result<File> {
 }
 
 /// `reader`, buffered, past a UTF-8 byte-order mark (Excel's "CSV UTF-8"), which is not part of
-/// the first header name.
-fn skip_bom<R: Read>(reader: R, path: &Path) -> Result<BufReader<R>> {
-    let mut reader = BufReader::new(reader);
-    let bom = reader.fill_buf().with_context(|| format!("cannot read {}", path.display()))?.starts_with(BOM);
-    if bom {
-        reader.consume(BOM.len());
+/// the first header name. The mark is looked for in the first three bytes however the reader
+/// delivers them (a pipe may give one at a time).
+fn skip_bom(mut reader: impl Read, path: &Path) -> Result<BufReader<impl Read>> {
+    let mut head = Vec::with_capacity(BOM.len());
+    (&mut reader)
+        .take(BOM.len() as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if head == BOM {
+        head.clear();
     }
-    Ok(reader)
+    Ok(BufReader::new(std::io::Cursor::new(head).chain(reader)))
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
