@@ -10,6 +10,7 @@
 use std::{
     collections::BTreeMap,
     fs,
+    io::Read,
     path::{Path, PathBuf},
 };
 
@@ -334,8 +335,14 @@ pub fn load_config(dir: &Path) -> Result<CheckpointConfig> {
     ensure!(dir.is_dir(), "checkpoint {} not found (train one with `lstm-tch train`)", dir.display());
     let path = dir.join(CONFIG_FILE);
     let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_config(&text, &path)
+}
+
+/// Parses and checks the text of a `config.json`, as [`load_config`] does the file; `path` only
+/// names it in errors.
+pub fn parse_config(text: &str, path: &Path) -> Result<CheckpointConfig> {
     let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is corrupted: not JSON", path.display()))?;
+        serde_json::from_str(text).with_context(|| format!("{} is corrupted: not JSON", path.display()))?;
     let version = value.get("format_version").and_then(serde_json::Value::as_u64);
     ensure!(
         value.get("format").and_then(|f| f.as_str()) == Some(FORMAT_NAME),
@@ -392,6 +399,38 @@ pub fn load_config(dir: &Path) -> Result<CheckpointConfig> {
     Ok(config)
 }
 
+/// Checks that no tensor of the safetensors file `path` claims data past the file's end. tch's
+/// reader (the `safetensors` crate 0.3) adds the last offset to the header's length unchecked,
+/// which overflows, and panics in debug builds, on a hostile header. Everything else wrong with
+/// the file is left to that reader to report.
+fn check_offsets(path: &Path) -> Result<()> {
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut header_len = [0; 8];
+    if file.read_exact(&mut header_len).is_err() {
+        return Ok(()); // too short: the reader says so
+    }
+    let header_len = u64::from_le_bytes(header_len);
+    let Some(data_len) = len.checked_sub(8).and_then(|l| l.checked_sub(header_len)) else {
+        return Ok(()); // the header runs past the end: the reader says so
+    };
+    let mut header = vec![0; header_len as usize]; // no more than the file holds
+    file.read_exact(&mut header)?;
+    let Ok(header) = serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&header) else {
+        return Ok(());
+    };
+    for (name, info) in &header {
+        let offsets = info.get("data_offsets").and_then(serde_json::Value::as_array);
+        for offset in offsets.into_iter().flatten().filter_map(serde_json::Value::as_u64) {
+            ensure!(
+                offset <= data_len,
+                "tensor {name}'s data offset {offset} lies past the end of the data ({data_len} bytes)"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Loads the checkpoint `dir` onto `device`.
 pub fn load(dir: &Path, device: Device) -> Result<Checkpoint> {
     let config = load_config(dir)?;
@@ -403,12 +442,23 @@ pub fn load(dir: &Path, device: Device) -> Result<Checkpoint> {
 
     let weights_path = dir.join(WEIGHTS_FILE);
     ensure!(weights_path.is_file(), "checkpoint {}: {WEIGHTS_FILE} missing", dir.display());
+    check_offsets(&weights_path).with_context(|| format!("{} is corrupted", weights_path.display()))?;
     let weights: BTreeMap<String, Tensor> = Tensor::read_safetensors(&weights_path)
         .with_context(|| format!("{} is corrupted", weights_path.display()))?
         .into_iter()
         .collect();
-    let expected = config.model.parameter_shapes();
     let mismatch = |what: String| format!("{} does not match {CONFIG_FILE}: {what}", weights_path.display());
+    // Counted before the shapes are listed: a config may claim billions of layers.
+    let implied = config.model.num_parameter_tensors();
+    ensure!(
+        implied == Some(weights.len()),
+        mismatch(format!(
+            "{} tensors, the config implies {}",
+            weights.len(),
+            implied.map_or("more than fit in memory".to_owned(), |n| n.to_string())
+        ))
+    );
+    let expected = config.model.parameter_shapes();
     for (name, shape) in &expected {
         let Some(t) = weights.get(name) else { bail!(mismatch(format!("{name} missing"))) };
         ensure!(

@@ -94,7 +94,23 @@ impl LstmConfig {
             ensure!(value >= 1, "{name} must be at least 1, got {value}");
         }
         ensure!((0.0..1.0).contains(&self.dropout), "dropout must be in [0, 1), got {}", self.dropout);
+        // The weights' shapes hold up to 4 * hidden_size (the gates' rows: 4 for the LSTM, 3
+        // for the GRU) and hidden_size times the directions (a layer's output); a hostile
+        // checkpoint config must not overflow them.
+        ensure!(
+            self.hidden_size.checked_mul(self.cell.blocks()).is_some()
+                && self.hidden_size.checked_mul(self.num_directions()).is_some(),
+            "hidden size {} too large",
+            self.hidden_size
+        );
         Ok(())
+    }
+
+    /// How many tensors [`Self::parameter_shapes`] lists (4 per layer and direction, then the
+    /// linear layer's 2), computed without listing them; `None` past `usize`.
+    pub fn num_parameter_tensors(&self) -> Option<usize> {
+        let per_layer = 4 * self.num_directions() as usize;
+        usize::try_from(self.num_layers).ok()?.checked_mul(per_layer)?.checked_add(2)
     }
 
     /// 2 for a bidirectional model, else 1.

@@ -98,6 +98,12 @@ impl TextModelConfig {
         self.classifier().validate()
     }
 
+    /// How many tensors [`Self::parameter_shapes`] lists, computed without listing them (a
+    /// checkpoint's config may claim billions of layers); `None` past `usize`.
+    pub fn num_parameter_tensors(&self) -> Option<usize> {
+        self.classifier().num_parameter_tensors()?.checked_add(1)
+    }
+
     /// The `state_dict` names and shapes, in PyTorch's `named_parameters()` order.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
         let embedding = ("embedding.weight".to_owned(), vec![self.vocab_size, self.embedding_dim]);

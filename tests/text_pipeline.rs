@@ -66,6 +66,33 @@ fn reads_excel_csv_with_a_bom_and_crlf() {
     assert_eq!(texts_and_labels(&path, None, &Columns::default()), pairs(&[("好", "1")]));
 }
 
+/// A reader that gives one byte per `read`, as a pipe may.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some((&first, rest)) = self.0.split_first() else { return Ok(0) };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        buf[0] = first;
+        self.0 = rest;
+        Ok(1)
+    }
+}
+
+#[test]
+fn reads_from_any_reader_as_from_a_file() {
+    // dataset::read is what load runs on the file; the byte-order mark is found even when the
+    // reader hands over one byte at a time.
+    let bytes = "\u{feff}text,label\r\n\"好吃, 很快\",1\r\n不好吃,0\r\n".as_bytes();
+    let path = temp_file("trickle.csv", bytes);
+    let from_file = dataset::load(&path, None, &Columns::default()).unwrap();
+    let from_reader = dataset::read(Trickle(bytes), &path, Format::Csv, &Columns::default()).unwrap();
+    assert_eq!(from_reader, from_file);
+    assert_eq!(from_file.len(), 2);
+}
+
 #[test]
 fn finds_the_common_column_names_in_every_format() {
     // PaddleNLP/CLUE (text_a), SST-2 dev/test (content), review sites (comment, polarity).

@@ -130,29 +130,51 @@ pub fn load(path: &Path, format: Option<Format>, columns: &Columns) -> Result<Ve
         Some(f) => f,
         None => Format::detect(path)?,
     };
+    if format == Format::Imdb {
+        let examples = load_imdb(path)?;
+        ensure!(!examples.is_empty(), "{}: no examples", path.display());
+        return Ok(examples);
+    }
+    read(open(path)?, path, format, columns)
+}
+
+/// Reads every example of a TSV, CSV or JSON Lines file from `reader`, as [`load`] reads the file
+/// at `path`; `path` only names the source in errors and in each example's [`Origin`]. An IMDB
+/// folder is no single stream: [`Format::Imdb`] is an error here.
+pub fn read(reader: impl Read, path: &Path, format: Format, columns: &Columns) -> Result<Vec<Example>> {
+    let reader = skip_bom(reader, path)?;
     let examples = match format {
-        Format::Imdb => load_imdb(path)?,
-        Format::Jsonl => load_jsonl(path, columns)?,
-        Format::Tsv | Format::Csv => load_delimited(path, format, columns)?,
+        Format::Imdb => bail!("{}: an IMDB folder cannot be read from a stream", path.display()),
+        Format::Jsonl => read_jsonl(reader, path, columns)?,
+        Format::Tsv | Format::Csv => read_delimited(reader, path, format, columns)?,
     };
     ensure!(!examples.is_empty(), "{}: no examples", path.display());
     Ok(examples)
 }
 
-fn open(path: &Path) -> Result<BufReader<File>> {
+fn open(path: &Path) -> Result<File> {
     let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     ensure!(
         !file.metadata().map(|m| m.is_dir()).unwrap_or(false),
         "{} is a directory; pass --format imdb for an IMDB folder",
         path.display()
     );
-    let mut reader = BufReader::new(file);
-    // A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first header name.
-    let bom = reader.fill_buf().with_context(|| format!("cannot read {}", path.display()))?.starts_with(BOM);
-    if bom {
-        reader.consume(BOM.len());
+    Ok(file)
+}
+
+/// `reader`, buffered, past a UTF-8 byte-order mark (Excel's "CSV UTF-8"), which is not part of
+/// the first header name. The mark is looked for in the first three bytes however the reader
+/// delivers them (a pipe may give one at a time).
+fn skip_bom(mut reader: impl Read, path: &Path) -> Result<BufReader<impl Read>> {
+    let mut head = Vec::with_capacity(BOM.len());
+    (&mut reader)
+        .take(BOM.len() as u64)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if head == BOM {
+        head.clear();
     }
-    Ok(reader)
+    Ok(BufReader::new(std::io::Cursor::new(head).chain(reader)))
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -184,14 +206,19 @@ pub fn lines<'a>(
     })
 }
 
-fn load_delimited(path: &Path, format: Format, columns: &Columns) -> Result<Vec<Example>> {
+fn read_delimited(
+    reader: impl BufRead,
+    path: &Path,
+    format: Format,
+    columns: &Columns,
+) -> Result<Vec<Example>> {
     let tsv = format == Format::Tsv;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(if tsv { b'\t' } else { b',' })
         .quoting(!tsv) // TSV (SST-2, CLUE) has no quoting: a `"` is text
         .has_headers(false)
         .flexible(true)
-        .from_reader(open(path)?);
+        .from_reader(reader);
     let mut records = reader.byte_records();
     let mut next = || -> Result<Option<(usize, Vec<String>)>> {
         let Some(record) = records.next() else { return Ok(None) };
@@ -248,9 +275,9 @@ fn delimited_error(path: &Path, error: csv::Error) -> anyhow::Error {
     }
 }
 
-fn load_jsonl(path: &Path, columns: &Columns) -> Result<Vec<Example>> {
+fn read_jsonl(reader: impl BufRead, path: &Path, columns: &Columns) -> Result<Vec<Example>> {
     let mut examples = Vec::new();
-    for item in lines(path.display(), open(path)?) {
+    for item in lines(path.display(), reader) {
         let (line, text) = item?;
         if text.trim().is_empty() {
             continue;

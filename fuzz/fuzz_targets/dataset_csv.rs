@@ -1,0 +1,17 @@
+//! The CSV dataset reader ([`dataset::read`], what `dataset::load` runs on a `.csv` file) on
+//! arbitrary bytes: an error is fine, a panic, hang or huge allocation is not.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+use lstm_tch::data::{dataset, Columns, Format};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(examples) = dataset::read(data, Path::new("fuzz.csv"), Format::Csv, &Columns::default()) {
+        assert!(!examples.is_empty());
+        for e in &examples {
+            assert!(!e.label.is_empty() && e.label.trim() == e.label, "{e:?}");
+        }
+    }
+});
