@@ -294,7 +294,7 @@ fn predictions(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let sentence = [args.sentence.clone()];
     let times = time_reps(device, args.warmup, args.reps, || {
-        let probabilities = crate::cli::classify(&ckpt, &sentence, device)?;
+        let probabilities = training::probabilities(&ckpt, &sentence, device)?;
         ensure!(probabilities.len() == ckpt.labels.len(), "one row of probabilities expected");
         Ok(())
     })?;

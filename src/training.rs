@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::{
+    checkpoint::Checkpoint,
     data::{Encoded, LabelSet},
     metrics::{Confusion, Metrics},
     model::weighted_cross_entropy,
@@ -342,6 +343,20 @@ pub fn logits(model: &TextClassifier, data: &Encoded, batch_size: usize, device:
             .collect::<Result<Vec<_>>>()?;
         Ok(Tensor::f_cat(&parts, 0)?)
     })
+}
+
+/// Class probabilities of `texts` under the checkpoint `ckpt` (tokenized, truncated and run
+/// as the checkpoint says, in one batch), flattened [texts × classes], on the CPU.
+pub fn probabilities(ckpt: &Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
+    let data = Encoded::new(
+        texts.iter().map(String::as_str),
+        vec![0; texts.len()],
+        &ckpt.tokenizer,
+        &ckpt.vocab,
+        ckpt.config.truncate(),
+    )?;
+    let logits = logits(&ckpt.model, &data, texts.len().max(1), device)?;
+    Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
 }
 
 /// Accuracy, per-class metrics and confusion matrix of `model` on `data`.

@@ -57,11 +57,18 @@ fn a_huge_layer_count_is_refused_before_listing_its_weights() {
 
 #[test]
 fn the_tensor_count_matches_the_listed_shapes() {
-    use lstm_tch::{model::Pooling, text_model::TextModelConfig};
-    for (num_layers, bidirectional) in [(1, false), (1, true), (3, false), (4, true)] {
+    use lstm_tch::{
+        model::{Cell, Pooling},
+        text_model::TextModelConfig,
+    };
+    let shapes = [(1, false), (1, true), (3, false), (4, true)];
+    for ((num_layers, bidirectional), cell) in
+        shapes.into_iter().flat_map(|s| [Cell::Lstm, Cell::Gru, Cell::Rnn].map(|c| (s, c)))
+    {
         let config = TextModelConfig {
             vocab_size: 10,
             embedding_dim: 3,
+            cell,
             hidden_size: 5,
             num_layers,
             num_classes: 2,

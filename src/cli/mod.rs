@@ -13,7 +13,7 @@ mod train;
 pub use eval::{eval, EvalArgs};
 pub use explain::{explain, ExplainArgs};
 pub use info::info;
-pub use predict::{classify, predict, PredictArgs};
+pub use predict::{predict, PredictArgs};
 pub use train::{train, TrainArgs};
 
 pub use crate::{

@@ -5,17 +5,11 @@ use std::{
     path::PathBuf,
 };
 
+use super::{RuntimeArgs, DEFAULT_CHECKPOINT};
+use crate::{checkpoint, data::dataset, metrics, training};
 use anyhow::{ensure, Context, Result};
 use clap::Args;
 use serde::Serialize;
-use tch::{Device, Kind, Tensor};
-
-use super::{RuntimeArgs, DEFAULT_CHECKPOINT};
-use crate::{
-    checkpoint,
-    data::{dataset, Encoded},
-    metrics, training,
-};
 
 /// `lstm-tch predict`: the label and class probabilities of each sentence.
 #[derive(Debug, Clone, Args)]
@@ -68,7 +62,7 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let mut out = std::io::stdout().lock();
     let mut emit = |texts: &[String]| -> Result<()> {
-        let probabilities = classify(&ckpt, texts, device)?;
+        let probabilities = training::probabilities(&ckpt, texts, device)?;
         for (text, probs) in texts.iter().zip(probabilities.chunks(ckpt.labels.len())) {
             let label = &ckpt.labels.names()[metrics::argmax(probs)];
             if args.json {
@@ -108,18 +102,4 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         emit(&pending)?;
     }
     Ok(())
-}
-
-/// Class probabilities of `texts`, flattened [texts × classes].
-pub fn classify(ckpt: &checkpoint::Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
-    let data = Encoded::new(
-        texts.iter().map(String::as_str),
-        vec![0; texts.len()],
-        &ckpt.tokenizer,
-        &ckpt.vocab,
-        ckpt.config.truncate(),
-    )?;
-    let logits = training::logits(&ckpt.model, &data, texts.len().max(1), device)?;
-    let probs: Tensor = logits.f_softmax(1, Kind::Float)?;
-    Ok(Vec::<f32>::try_from(&probs.f_flatten(0, -1)?)?)
 }

@@ -222,11 +222,12 @@ impl<'a> Run<'a> {
     fn go(mut self, resume: Option<(Resume, bool)>) -> Result<TrainOutcome> {
         let report_file = self.report_file.take();
         let (resume, best_saved) = resume.map_or((None, false), |(r, best)| (Some(r), best));
-        let mut saver = Saver { run: &self, best_saved, saved_at: (0, 0) };
+        let mut saver = Saver { run: &self, best_saved, saved_at: (0, 0), saves: 0, save_seconds: 0.0 };
         let dev = self.dev.as_ref().map(|d| (d, &self.labels));
         let fit =
             training::fit_from(&self.model, &self.vs, &self.train, dev, &self.options, resume, &mut saver)?;
         let (best_saved, (epochs_done, batches_done)) = (saver.best_saved, saver.saved_at);
+        let (saves, save_seconds) = (saver.saves, saver.save_seconds);
         let out = &self.config.out;
         if fit.stopped {
             bail!(Interrupted {
@@ -277,7 +278,13 @@ impl<'a> Run<'a> {
         })?;
 
         let seconds = self.started.elapsed().as_secs_f64();
-        eprintln!("done in {seconds:.1} s; checkpoint: {}", out.display());
+        let training_seconds: f64 = epochs.iter().map(|e| e.seconds).sum();
+        eprintln!(
+            "done in {seconds:.1} s; checkpoint: {} (saved {saves} times during training: {save_seconds:.2} s, \
+             {:.1} % of the training time)",
+            out.display(),
+            100.0 * save_seconds / training_seconds.max(1e-9)
+        );
         if let Some(file) = report_file {
             file.write(&TrainReport {
                 config: &self.config,
@@ -310,6 +317,9 @@ struct Saver<'r, 'a> {
     best_saved: bool,
     /// Where the last save was: epochs finished, batches of the next one.
     saved_at: (usize, usize),
+    /// Saves by this process, and the seconds they took.
+    saves: usize,
+    save_seconds: f64,
 }
 
 impl Saver<'_, '_> {
@@ -317,6 +327,7 @@ impl Saver<'_, '_> {
     /// far) and of the training state at `snapshot`.
     fn save(&mut self, snapshot: &Snapshot<'_>, new_best: bool) -> Result<()> {
         let run = self.run;
+        let started = Instant::now();
         let weights = if new_best || !self.best_saved { Weights::Vars(&run.vs) } else { Weights::Kept };
         self.best_saved |= new_best;
         let adam = snapshot.optimizer.state()?;
@@ -329,6 +340,8 @@ impl Saver<'_, '_> {
         let files = StateFiles { state, tensors: Some(tensors) };
         checkpoint::save_with(&run.config.out, &run.checkpoint_config, weights, |dir| files.write(dir))?;
         self.saved_at = (snapshot.position.epochs_done, snapshot.position.batches_done);
+        self.saves += 1;
+        self.save_seconds += started.elapsed().as_secs_f64();
         Ok(())
     }
 }
