@@ -101,7 +101,8 @@ impl GradientsConfig {
 pub struct CellGradients {
     /// The cell.
     pub cell: Cell,
-    /// Mean over seeds of ‖∂loss/∂x_t‖ at distance d = T − 1 − t, index d, before training.
+    /// Geometric mean over seeds of ‖∂loss/∂x_t‖ at distance d = T − 1 − t, index d, before
+    /// training.
     pub init: Vec<f64>,
     /// The same after training.
     pub trained: Vec<f64>,
@@ -147,10 +148,20 @@ fn by_distance(mut curve: Vec<f64>) -> Vec<f64> {
     curve
 }
 
-/// The element-wise mean of equally long curves.
+/// The element-wise geometric mean of equally long curves of norms: the mean of their logs, as
+/// the log-scale figure reads them (an arithmetic mean would be the largest seed's curve where
+/// seeds lie orders of magnitude apart). A zero anywhere (an underflow) makes the mean zero.
 fn mean_curve(curves: &[&[f64]]) -> Vec<f64> {
     let n = curves.len() as f64;
-    (0..curves[0].len()).map(|i| curves.iter().map(|c| c[i]).sum::<f64>() / n).collect()
+    (0..curves[0].len())
+        .map(|i| {
+            if curves.iter().any(|c| c[i] <= 0.0) {
+                0.0
+            } else {
+                (curves.iter().map(|c| c[i].ln()).sum::<f64>() / n).exp()
+            }
+        })
+        .collect()
 }
 
 /// `curve[d] / curve[0]` at each of `distances` inside the curve.
@@ -210,7 +221,7 @@ pub fn run(config: &GradientsConfig, out: &Path, face: &Typeface) -> Result<Grad
     let t = &config.training;
     let title = format!(
         "Vanishing gradients: |d loss / d x_t| against the distance T-t from the last step (T = {})\n{}; \
-         {}, mean over {} sequences; trained {} Adam steps on the memory task at L = {}; hidden {}",
+         {}, geometric mean over seeds of the mean over {} sequences; trained {} Adam steps on the memory task at L = {}; hidden {}",
         config.length,
         machine.describe(),
         describe_seeds(&config.seeds),
@@ -251,6 +262,8 @@ mod tests {
         let d = by_distance(vec![1.0, 2.0, 4.0]);
         assert_eq!(d, [4.0, 2.0, 1.0]);
         assert_eq!(ratios(&d, &[1, 2, 50]), [(1, 0.5), (2, 0.25)]);
-        assert_eq!(mean_curve(&[&[1.0, 2.0], &[3.0, 6.0]]), [2.0, 4.0]);
+        let mean = mean_curve(&[&[1.0, 2.0, 1.0], &[4.0, 8.0, 0.0]]);
+        assert!((mean[0] - 2.0).abs() < 1e-12 && (mean[1] - 4.0).abs() < 1e-12, "{mean:?}");
+        assert_eq!(mean[2], 0.0);
     }
 }

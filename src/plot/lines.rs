@@ -80,14 +80,16 @@ fn linear_axis(lo: f64, hi: f64) -> Axis {
 }
 
 /// A log axis over `[lo, hi]` (both > 0): whole decades, with 2 and 5 between them when there
-/// are at most two.
+/// are at most two, and every second, third... decade when there are more than twelve.
 fn log_axis(lo: f64, hi: f64) -> Axis {
-    let (first, mut last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let (mut first, mut last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     if last == first {
         last += 1;
     }
+    let every = (last - first + 11) / 12;
+    first = last - (last - first + every - 1) / every * every;
     let mut ticks = vec![];
-    for k in first..=last {
+    for k in (first..=last).step_by(every as usize) {
         let multiples: &[f64] = if last - first <= 2 && k < last { &[1.0, 2.0, 5.0] } else { &[1.0] };
         for &m in multiples {
             let v = m * 10f64.powi(k);
@@ -238,5 +240,10 @@ mod tests {
         assert_eq!((a.lo, a.hi), (-2.0, 0.0));
         let a = log_axis(3e-6, 2e2);
         assert_eq!(labels(&a), ["1e-6", "1e-5", "1e-4", "0.001", "0.01", "0.1", "1", "10", "100", "1000"]);
+        // 47 decades: every fourth, ending at the top decade.
+        let a = log_axis(2e-47, 0.5);
+        assert_eq!(labels(&a)[..3], ["1e-48", "1e-44", "1e-40"]);
+        assert_eq!(labels(&a)[11..], ["1e-4", "1"]);
+        assert_eq!((a.lo, a.hi), (-48.0, 0.0));
     }
 }
