@@ -221,7 +221,7 @@ pub fn run(config: &GradientsConfig, out: &Path, face: &Typeface) -> Result<Grad
     let t = &config.training;
     let title = format!(
         "Vanishing gradients: |d loss / d x_t| against the distance T-t from the last step (T = {})\n{}; \
-         {}, geometric mean over seeds of the mean over {} sequences; trained {} Adam steps on the memory task at L = {}; hidden {}",
+         {}, geometric mean; {} sequences; trained {} Adam steps on the memory task at L = {}; hidden {}",
         config.length,
         machine.describe(),
         describe_seeds(&config.seeds),

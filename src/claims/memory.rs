@@ -287,8 +287,8 @@ pub fn run(config: &MemoryConfig, out: &Path, face: &Typeface) -> Result<MemoryR
         .collect();
     let t = &config.training;
     let title = format!(
-        "Memory over distance: the label is the first token, then L-1 noise tokens\n{}; {}, {} \
-         train / {} test sequences, {} Adam steps per run, hidden {}; mean, min-max bars; chance 0.5",
+        "Memory over distance: the label is the first token, then L-1 noise tokens (chance 0.5)\n{}; \
+         {}; {} train / {} test sequences, {} Adam steps per run, hidden {}; mean, min-max bars",
         machine.describe(),
         describe_seeds(&config.seeds),
         t.train,
