@@ -23,12 +23,15 @@
 //! - [`trainer`]: a whole training run from plain values ([`trainer::TrainConfig`]), resumable;
 //! - [`rng`]: the state of libtorch's default generators, saved and restored;
 //! - [`cli`]: the `lstm-tch` command line (`train`, `eval`, `predict`);
+//! - [`claims`]: the article's claims, measured (`lstm-tch claims`): vanishing gradients, memory
+//!   over distance, training speed;
 //! - [`bench`]: the benchmark workloads (`lstm-tch bench`, driven by `scripts/bench.py`).
 
 pub mod article;
 pub mod bench;
 pub mod cell;
 pub mod checkpoint;
+pub mod claims;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -4,6 +4,7 @@
 //! lstm-tch train                      # the sample dataset, defaults: ≥ 85 % test accuracy
 //! lstm-tch eval                       # metrics of runs/sentiment on the sample test split
 //! lstm-tch predict "not bad at all"   # label and class probabilities
+//! lstm-tch claims memory             # the article's claims, measured (figures + JSON)
 //! lstm-tch info                       # libtorch, threads, CUDA support
 //! ```
 
@@ -36,6 +37,8 @@ enum Command {
     Predict(cli::PredictArgs),
     /// Show the gates and the running prediction of a checkpoint, token by token.
     Explain(cli::ExplainArgs),
+    /// The article's claims, measured: vanishing gradients, memory over distance, speed.
+    Claims(cli::ClaimsArgs),
     /// Time one benchmark workload in process and print JSON (driven by scripts/bench.py).
     Bench(lstm_tch::bench::BenchArgs),
     /// Show the libtorch in use, its threads, and whether CUDA support is loaded.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval(args),
         Command::Predict(args) => cli::predict(args),
         Command::Explain(args) => cli::explain(args),
+        Command::Claims(args) => cli::claims(args),
         Command::Bench(args) => {
             println!("{}", serde_json::to_string(&lstm_tch::bench::run(args)?)?);
             Ok(())

@@ -9,27 +9,22 @@ use std::path::Path;
 use common::{png_size, tempdir};
 use lstm_tch::{
     explain::{Explanation, Named, TokenTrace},
-    model::Cell,
     plot::{self, HeatMap, Row, Scale, Series, Token, Typeface},
+    recurrent::Cell,
 };
 
 /// A bidirectional two-class explanation of three tokens, values chosen per field.
 fn explanation(text: &str, tokens: &[&str]) -> Explanation {
-    let named =
-        |pairs: &[(&str, [f32; 2])]| Named(pairs.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect());
-    let trace = |i: usize, token: &str| {
-        let i_f = i as f32;
-        TokenTrace {
-            token: token.to_owned(),
-            known: i != 1,
-            gates: named(&[
-                ("input", [0.1 + i_f, 0.2 + i_f]),
-                ("forget", [0.3 + i_f, 0.4 + i_f]),
-                ("output", [0.5 + i_f, 0.6 + i_f]),
-            ]),
-            norms: named(&[("cell", [10.0 + i_f, 20.0 + i_f])]),
-            probabilities: vec![0.25 * i_f, 1.0 - 0.25 * i_f],
-        }
+    let trace = |i: usize, token: &str| TokenTrace {
+        token: token.to_owned(),
+        known: i != 1,
+        gates: Named(vec![
+            ("input".to_owned(), vec![0.1 + i as f32, 0.2 + i as f32]),
+            ("forget".to_owned(), vec![0.3 + i as f32, 0.4 + i as f32]),
+            ("output".to_owned(), vec![0.5 + i as f32, 0.6 + i as f32]),
+        ]),
+        norms: Named(vec![("cell".to_owned(), vec![10.0 + i as f32, 20.0 + i as f32])]),
+        probabilities: vec![0.25 * i as f32, 1.0 - 0.25 * i as f32],
     };
     Explanation {
         text: text.to_owned(),
@@ -138,14 +133,46 @@ fn figures_are_drawn_with_this_machines_font() {
     assert!(unshown.is_empty(), "{} cannot show ASCII: {unshown:?}", face.describe());
     png_size(&dir.join("map.png"));
     let series = [
-        Series { name: "train loss".into(), points: (1..=8).map(|e| (e as f64, 1.0 / e as f64)).collect() },
-        Series { name: "dev loss".into(), points: vec![(1.0, 0.9), (2.0, f64::NAN), (3.0, 0.4), (8.0, 0.2)] },
+        Series::new("train loss", (1..=8).map(|e| (e as f64, 1.0 / e as f64)).collect()),
+        Series::new("dev loss", vec![(1.0, 0.9), (2.0, f64::NAN), (3.0, 0.4), (8.0, 0.2)]),
     ];
     for log_y in [false, true] {
         let path = dir.join(format!("lines-{log_y}.png"));
         plot::lines(&path, "loss", "epoch", "loss", &series, log_y, &face).unwrap();
         assert_eq!(png_size(&path), (900, 560));
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn line_charts_take_a_note_and_error_bars() {
+    let face = Typeface::Builtin;
+    let dir = tempdir("plot-bars");
+    let bars = Series {
+        name: "accuracy".into(),
+        points: vec![(10.0, 0.9), (20.0, 0.7)],
+        spread: vec![(10.0, 0.85, 0.95), (20.0, f64::NAN, 0.8), (20.0, 0.6, 0.8)],
+    };
+    // The note is the title's second line, in grey (the built-in font draws exact colours)
+    // in rows that hold no grey without it.
+    let grey_under_title = |title: &str| {
+        let path = dir.join("bars.png");
+        plot::lines(&path, title, "length", "accuracy", std::slice::from_ref(&bars), true, &face).unwrap();
+        assert_eq!(png_size(&path), (900, 560));
+        let mut reader = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()))
+            .read_info()
+            .unwrap();
+        let mut rgb = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut rgb).unwrap();
+        rgb[40 * 900 * 3..56 * 900 * 3].chunks(3).filter(|p| *p == [130, 130, 130]).count()
+    };
+    assert!(grey_under_title("accuracy\nmachine, seeds 0-2") > 50);
+    assert_eq!(grey_under_title("accuracy"), 0);
+    let path = dir.join("bars.png");
+    // An error bar reaching 0 cannot go on a log scale, even when the points can.
+    let low = Series { spread: vec![(10.0, 0.0, 0.95)], ..bars };
+    let e = format!("{:#}", plot::lines(&path, "t", "x", "y", &[low], true, &face).unwrap_err());
+    assert!(e.contains("series accuracy: y = 0 at x = 10"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -166,10 +193,10 @@ fn bad_figures_and_paths_are_errors_naming_the_problem() {
         .contains("row unit has 1 values for 2 tokens"));
     assert!(err(plot::heat_maps(&dir.join("p.png"), &[], &face)).contains("nothing to plot"));
 
-    let negative = [Series { name: "margin".into(), points: vec![(1.0, 0.5), (2.0, -0.1)] }];
+    let negative = [Series::new("margin", vec![(1.0, 0.5), (2.0, -0.1)])];
     let e = err(plot::lines(&dir.join("l.png"), "t", "x", "y", &negative, true, &face));
     assert!(e.contains("series margin") && e.contains("log scale"), "{e}");
-    let empty = [Series { name: "none".into(), points: vec![(f64::NAN, 1.0)] }];
+    let empty = [Series::new("none", vec![(f64::NAN, 1.0)])];
     assert!(
         err(plot::lines(&dir.join("l.png"), "t", "x", "y", &empty, false, &face)).contains("nothing to plot")
     );

@@ -19,6 +19,16 @@ pub struct Series {
     pub name: String,
     /// The points, joined in this order.
     pub points: Vec<(f64, f64)>,
+    /// Error bars `(x, low, high)`, drawn as vertical whiskers in the series' colour (a spread
+    /// over seeds, say); empty for none. Bars with a non-finite value are left out.
+    pub spread: Vec<(f64, f64, f64)>,
+}
+
+impl Series {
+    /// A series without error bars.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.into(), points, spread: vec![] }
+    }
 }
 
 /// The series' colours, in order (matplotlib's tab10), repeating after ten.
@@ -70,14 +80,16 @@ fn linear_axis(lo: f64, hi: f64) -> Axis {
 }
 
 /// A log axis over `[lo, hi]` (both > 0): whole decades, with 2 and 5 between them when there
-/// are at most two.
+/// are at most two, and every second, third... decade when there are more than twelve.
 fn log_axis(lo: f64, hi: f64) -> Axis {
-    let (first, mut last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let (mut first, mut last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
     if last == first {
         last += 1;
     }
+    let every = (last - first + 11) / 12;
+    first = last - (last - first + every - 1) / every * every;
     let mut ticks = vec![];
-    for k in first..=last {
+    for k in (first..=last).step_by(every as usize) {
         let multiples: &[f64] = if last - first <= 2 && k < last { &[1.0, 2.0, 5.0] } else { &[1.0] };
         for &m in multiples {
             let v = m * 10f64.powi(k);
@@ -92,8 +104,9 @@ fn log_axis(lo: f64, hi: f64) -> Axis {
     Axis { lo: first as f64, hi: last as f64, ticks }
 }
 
-/// Draws `series` as lines (with dots when a series has at most 40 points) into the PNG file
-/// `path`: `title` above, `x_label` under the x axis, `y_label` above the y axis, a legend at
+/// Draws `series` as lines (with dots when a series has at most 40 points, and their error bars)
+/// into the PNG file `path`: `title` above (a second line, after a `\n`, in smaller grey type
+/// under it: a note such as the machine and the seeds), `x_label` under the x axis, `y_label` above the y axis, a legend at
 /// the right; `log_y` puts y on a log10 scale. Returns the texts `face` has no glyphs for (drawn
 /// with '?'). Errors: no finite point, a y ≤ 0 on a log scale (naming the series), a path not
 /// ending in `.png` or one that cannot be written.
@@ -107,13 +120,18 @@ pub fn lines(
     face: &Typeface,
 ) -> Result<Vec<String>> {
     let finite = |&&(x, y): &&(f64, f64)| x.is_finite() && y.is_finite();
+    let bar_finite = |&&(x, lo, hi): &&(f64, f64, f64)| x.is_finite() && lo.is_finite() && hi.is_finite();
+    // Each series' points and the ends of its error bars: what the axes must hold.
+    let extent = |s: &Series| -> Vec<(f64, f64)> {
+        let bars = s.spread.iter().filter(bar_finite).flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]);
+        s.points.iter().filter(finite).copied().chain(bars).collect()
+    };
     for s in series {
-        if let Some((x, y)) = s.points.iter().filter(finite).find(|&&(_, y)| log_y && y <= 0.0) {
+        if let Some((x, y)) = extent(s).into_iter().find(|&(_, y)| log_y && y <= 0.0) {
             anyhow::bail!("series {}: y = {y} at x = {x} cannot go on a log scale", s.name);
         }
     }
-    let points: Vec<(f64, f64)> =
-        series.iter().flat_map(|s| s.points.iter().filter(finite).copied()).collect();
+    let points: Vec<(f64, f64)> = series.iter().flat_map(extent).collect();
     ensure!(!points.is_empty(), "nothing to plot: no series has a finite point");
     let range = |f: fn(&(f64, f64)) -> f64| {
         points.iter().map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)))
@@ -123,13 +141,16 @@ pub fn lines(
     let y_axis = if log_y { log_axis(y_lo, y_hi) } else { linear_axis(y_lo, y_hi) };
 
     let mut shown = Shown { face, unshown: vec![] };
-    let (title, x_label, y_label) = (shown.text(title), shown.text(x_label), shown.text(y_label));
+    let (title, note) = title.split_once('\n').unwrap_or((title, ""));
+    let (title, note) = (shown.text(title), shown.text(note));
+    let (x_label, y_label) = (shown.text(x_label), shown.text(y_label));
     let names: Vec<String> = series.iter().map(|s| shown.text(&s.name)).collect();
     let legend_w = names.iter().map(|n| face.width(n, LABEL)).max().unwrap_or(0).min(260) + 40;
     let tick_w = y_axis.ticks.iter().map(|(_, l)| face.width(l, TICK)).max().unwrap_or(0);
     let (w, h) = SIZE;
     let (x0, x1) = (PAD + tick_w + 8, w - PAD - legend_w);
-    let (y0, y1) = (PAD + 36 + 22, h - PAD - 50);
+    let note_h = if note.is_empty() { 0 } else { 18 };
+    let (y0, y1) = (PAD + 36 + 22 + note_h, h - PAD - 50);
     let px = |x: f64| x0 + ((x - x_axis.lo) / (x_axis.hi - x_axis.lo) * (x1 - x0) as f64).round() as i32;
     let py = |y: f64| {
         let y = if log_y { y.log10() } else { y };
@@ -138,6 +159,9 @@ pub fn lines(
 
     render(path, (w as u32, h as u32), face, |canvas: &Canvas| {
         canvas.text(&fit(face, &title, TITLE, w - 2 * PAD), (PAD, PAD + 10), TITLE, INK, Align::Left)?;
+        if !note.is_empty() {
+            canvas.text(&fit(face, &note, TICK, w - 2 * PAD), (PAD, PAD + 32), TICK, GREY, Align::Left)?;
+        }
         canvas.text(&fit(face, &y_label, LABEL, w - 2 * PAD), (PAD, y0 - 16), LABEL, INK, Align::Left)?;
         canvas.text(&x_label, ((x0 + x1) / 2, h - PAD - 10), LABEL, INK, Align::Center)?;
         for (t, label) in &x_axis.ticks {
@@ -172,6 +196,12 @@ pub fn lines(
                         canvas.area.draw(&Circle::new(p, 3, color.filled())).map_err(drawing)?;
                     }
                 }
+            }
+            for &(x, lo, hi) in s.spread.iter().filter(bar_finite) {
+                let (x, top, bottom) = (px(x), py(hi), py(lo));
+                canvas.rect((x, top), (x + 2, bottom + 1), color)?;
+                canvas.rect((x - 4, top), (x + 6, top + 2), color)?;
+                canvas.rect((x - 4, bottom - 1), (x + 6, bottom + 1), color)?;
             }
             let y = y0 + 10 + i as i32 * 22;
             canvas.rect((x1 + 12, y - 1), (x1 + 32, y + 2), color)?;
@@ -210,5 +240,10 @@ mod tests {
         assert_eq!((a.lo, a.hi), (-2.0, 0.0));
         let a = log_axis(3e-6, 2e2);
         assert_eq!(labels(&a), ["1e-6", "1e-5", "1e-4", "0.001", "0.01", "0.1", "1", "10", "100", "1000"]);
+        // 47 decades: every fourth, ending at the top decade.
+        let a = log_axis(2e-47, 0.5);
+        assert_eq!(labels(&a)[..3], ["1e-48", "1e-44", "1e-40"]);
+        assert_eq!(labels(&a)[11..], ["1e-4", "1"]);
+        assert_eq!((a.lo, a.hi), (-48.0, 0.0));
     }
 }
