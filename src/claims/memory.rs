@@ -111,6 +111,7 @@ impl Training {
             class_weights: None,
             device: Device::Cpu,
             progress: false,
+            resumable: false,
         }
     }
 }
