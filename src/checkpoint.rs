@@ -273,12 +273,7 @@ fn fault_point(step: &str) -> std::io::Result<()> {
         name == step && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
     };
     if reached("LSTM_TCH_FAULT_SAVE", &KILL_SEEN) {
-        #[cfg(unix)]
-        // SAFETY: sends SIGKILL to this very process.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-        std::process::abort();
+        kill_this_process();
     }
     if reached("LSTM_TCH_FAULT_SAVE_ERROR", &ERROR_SEEN) {
         #[cfg(unix)]
@@ -287,6 +282,16 @@ fn fault_point(step: &str) -> std::io::Result<()> {
         return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
     }
     Ok(())
+}
+
+/// Ends the process with SIGKILL, as a power cut or the OOM killer would (the test hooks).
+pub(crate) fn kill_this_process() -> ! {
+    #[cfg(unix)]
+    // SAFETY: sends SIGKILL to this very process.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
 }
 
 /// Writes the checkpoint directory `tmp` (the one replacing `dir`) and makes it durable.

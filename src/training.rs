@@ -104,8 +104,6 @@ pub struct EpochReport {
 /// generators' states, what a resumed run restores to continue with the same bits.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Position {
-    /// Epochs finished (their reports are in `reports`).
-    pub epochs_done: usize,
     /// Batches of the current epoch finished.
     pub batches_done: usize,
     /// Their losses, in order.
@@ -114,11 +112,22 @@ pub struct Position {
     pub texts_seen: usize,
     /// Training seconds of the current epoch so far.
     pub seconds: f64,
-    /// The best dev accuracy so far (without dev data, the last epoch's number); `None` before
-    /// the first epoch ends.
-    pub best_accuracy: Option<f64>,
     /// The finished epochs' reports.
     pub reports: Vec<EpochReport>,
+}
+
+impl Position {
+    /// Epochs finished.
+    pub fn epochs_done(&self) -> usize {
+        self.reports.len()
+    }
+
+    /// What the best epoch so far scored: its dev accuracy (without dev data, its number, so
+    /// the last epoch is the best); `None` before the first epoch ends.
+    fn best_score(&self) -> Option<f64> {
+        let best = self.reports.iter().rev().find(|r| r.best)?;
+        Some(best.dev.as_ref().map_or(best.epoch as f64, |m| m.accuracy))
+    }
 }
 
 /// What an [`Observer`] wants after a batch or an epoch.
@@ -243,8 +252,8 @@ pub fn fit_from(
             restore = Some((epoch_rng, resume.generators));
         }
     }
-    while position.epochs_done < options.epochs {
-        let epoch = position.epochs_done + 1;
+    while position.epochs_done() < options.epochs {
+        let epoch = position.epochs_done() + 1;
         // The epoch's batch order, and the generator state it was drawn from.
         let (epoch_rng, batches) = match restore.take() {
             Some((epoch_rng, generators)) => {
@@ -301,10 +310,7 @@ pub fn fit_from(
             None => None,
         };
         let accuracy = dev_metrics.as_ref().map_or(epoch as f64, |m| m.accuracy);
-        let best = position.best_accuracy.is_none_or(|b| accuracy > b);
-        if best {
-            position.best_accuracy = Some(accuracy);
-        }
+        let best = position.best_score().is_none_or(|b| accuracy > b);
         let batch_losses = std::mem::take(&mut position.batch_losses);
         let report = EpochReport {
             epoch,
@@ -316,7 +322,6 @@ pub fn fit_from(
             best,
         };
         position.reports.push(report.clone());
-        position.epochs_done = epoch;
         position.batches_done = 0;
         position.texts_seen = 0;
         position.seconds = 0.0;

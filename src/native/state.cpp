@@ -69,16 +69,6 @@ extern "C" char *lstm_tch_set_generator_state(int device_type, int device_index,
   }
 }
 
-// Number of parameters of a torch::optim::Optimizer (a torch-sys `C_optimizer`).
-extern "C" char *lstm_tch_optimizer_param_count(void *optimizer, size_t *n) {
-  try {
-    *n = parameters(static_cast<torch::optim::Optimizer *>(optimizer)).size();
-    return nullptr;
-  } catch (const std::exception &e) {
-    return strdup(e.what());
-  }
-}
-
 // Reads torch::optim::Adam's state of its n parameters: steps[i], and new tensors in
 // exp_avgs[i] / exp_avg_sqs[i] (copies), or steps[i] = 0 and NULL where a parameter has no state
 // yet (it never had a gradient).

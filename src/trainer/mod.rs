@@ -64,7 +64,7 @@ pub fn resume(dir: &Path, interrupt: &Interrupt) -> Result<TrainOutcome> {
         !saved.finished,
         "the run in {} finished (epoch {} of {}); nothing to resume",
         dir.display(),
-        saved.position.epochs_done,
+        saved.position.epochs_done(),
         saved.config.epochs
     );
     let mut config = saved.config.clone();
@@ -88,7 +88,7 @@ pub fn resume(dir: &Path, interrupt: &Interrupt) -> Result<TrainOutcome> {
     eprintln!(
         "resuming {}: epoch {} of {}, batch {}",
         dir.display(),
-        saved.position.epochs_done + 1,
+        saved.position.epochs_done() + 1,
         run.config.epochs,
         saved.position.batches_done
     );
@@ -264,12 +264,7 @@ impl<'a> Run<'a> {
             None => None,
         };
         // The finished state: the report, no tensors (the run cannot go on).
-        let position = training::Position {
-            epochs_done: epochs.len(),
-            best_accuracy: None,
-            reports: epochs.clone(),
-            ..Default::default()
-        };
+        let position = training::Position { reports: epochs.clone(), ..Default::default() };
         let mut finished = self.state(&position, Vec::new(), best_saved || !epochs.is_empty());
         finished.finished = true;
         finished.test = test_metrics.clone();
@@ -339,7 +334,7 @@ impl Saver<'_, '_> {
         let tensors = StateTensors { vs: &run.vs, adam, epoch_rng: snapshot.epoch_rng, generators };
         let files = StateFiles { state, tensors: Some(tensors) };
         checkpoint::save_with(&run.config.out, &run.checkpoint_config, weights, |dir| files.write(dir))?;
-        self.saved_at = (snapshot.position.epochs_done, snapshot.position.batches_done);
+        self.saved_at = (snapshot.position.epochs_done(), snapshot.position.batches_done);
         self.saves += 1;
         self.save_seconds += started.elapsed().as_secs_f64();
         Ok(())
@@ -382,18 +377,15 @@ impl Observer for Saver<'_, '_> {
 /// its Nth training batch (counted from the start of the run, resumed batches included), as a
 /// power cut would.
 fn fault_batch(snapshot: &Snapshot<'_>) {
-    let Ok(n) = std::env::var("LSTM_TCH_FAULT_BATCH") else { return };
-    let Ok(n) = n.parse::<usize>() else { return };
+    // Read once: this runs after every batch.
+    static KILL_AFTER: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let kill_after = KILL_AFTER.get_or_init(|| std::env::var("LSTM_TCH_FAULT_BATCH").ok()?.parse().ok());
+    let Some(n) = *kill_after else { return };
     let position = snapshot.position;
     let done: usize =
         position.reports.iter().map(|r| r.batch_losses.len()).sum::<usize>() + position.batches_done;
     if done == n {
-        #[cfg(unix)]
-        // SAFETY: sends SIGKILL to this very process.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
-        }
-        std::process::abort();
+        checkpoint::kill_this_process();
     }
 }
 

@@ -18,6 +18,7 @@ use super::TrainConfig;
 use crate::{
     checkpoint::{cpu_variables, write_synced},
     data::Example,
+    device::DeviceSpec,
     metrics::Metrics,
     optim::AdamState,
     training::{Position, Resume},
@@ -85,7 +86,7 @@ pub struct TrainingState {
     /// The test metrics of the best epoch, once finished.
     pub test: Option<Metrics>,
     /// The devices whose generator states are saved (`cpu`, `cuda:0`).
-    pub generators: Vec<String>,
+    pub generators: Vec<DeviceSpec>,
 }
 
 impl TrainingState {
@@ -151,9 +152,11 @@ impl StateFiles<'_> {
                 named.push(("rng.epoch".to_owned(), epoch_rng.shallow_clone()));
             }
             for (device, state) in generators {
-                let name = device_name(device);
-                named.push((format!("rng.{name}"), state));
-                self.state.generators.push(name);
+                // Only the CPU's and CUDA devices' generators are saved (crate::rng).
+                let spec =
+                    if let Device::Cuda(index) = device { DeviceSpec::Cuda(index) } else { DeviceSpec::Cpu };
+                named.push((format!("rng.{spec}"), state));
+                self.state.generators.push(spec);
             }
             let path = state_dir.join(TENSORS_FILE);
             Tensor::write_safetensors(&named, &path)?;
@@ -166,22 +169,6 @@ impl StateFiles<'_> {
         fs::File::open(&state_dir)?.sync_all()?;
         Ok(())
     }
-}
-
-/// `cpu` or `cuda:N`.
-fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".to_owned(),
-    }
-}
-
-fn parse_device(name: &str) -> Result<Device> {
-    if name == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let index = name.strip_prefix("cuda:").and_then(|i| i.parse().ok());
-    index.map(Device::Cuda).with_context(|| format!("unknown generator device {name:?}"))
 }
 
 /// Reads `DIR/training/state.json`.
@@ -232,11 +219,10 @@ pub fn load_resume(dir: &Path, state: &TrainingState, vs: &nn::VarStore) -> Resu
     let generators = state
         .generators
         .iter()
-        .map(|name| {
-            let device = parse_device(name)?;
+        .map(|spec| {
             let saved =
-                take(format!("rng.{name}")).with_context(|| corrupted(format!("rng.{name} missing")))?;
-            Ok((device, saved))
+                take(format!("rng.{spec}")).with_context(|| corrupted(format!("rng.{spec} missing")))?;
+            Ok((spec.resolve()?, saved))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(extra) = tensors.keys().next() {
