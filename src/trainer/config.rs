@@ -72,7 +72,7 @@ pub struct TrainConfig {
     #[arg(long, value_enum, default_value_t)]
     pub cell: Cell,
     /// Hidden size (per direction).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 96)]
     pub hidden_size: i64,
     /// Stacked recurrent layers.
     #[arg(long, default_value_t = 1)]
