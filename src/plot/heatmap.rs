@@ -10,7 +10,7 @@ use plotters::{
     style::{colors::colormaps::ColorMap, RGBColor, WHITE},
 };
 
-use super::{fit, render, Align, Canvas, Shown, Typeface, GREY, INK, LIGHT, MAX_SIDE};
+use super::{fit, render, wrap, Align, Canvas, Shown, Typeface, GREY, INK, LIGHT, MAX_SIDE};
 
 /// A token along the x axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,21 +185,6 @@ impl Panel {
         }
         Ok(())
     }
-}
-
-/// `text` in lines of at most `max` pixels, broken at spaces (none for an empty text).
-fn wrap(face: &Typeface, text: &str, size: f64, max: i32) -> Vec<String> {
-    let mut lines: Vec<String> = vec![];
-    for word in text.split(' ').filter(|w| !w.is_empty()) {
-        match lines.last_mut() {
-            Some(line) if face.width(&format!("{line} {word}"), size) <= max => {
-                line.push(' ');
-                line.push_str(word);
-            }
-            _ => lines.push(word.to_owned()),
-        }
-    }
-    lines
 }
 
 /// A cell's number: two decimals for values in [0, 1], fewer for larger values.

@@ -9,7 +9,7 @@ use plotters::{
     style::{Color, RGBColor},
 };
 
-use super::{drawing, fit, render, Align, Canvas, Shown, Typeface, GREY, INK, LIGHT};
+use super::{drawing, fit, render, wrap, Align, Canvas, Shown, Typeface, GREY, INK, LIGHT};
 
 /// One curve: a name for the legend and its points `(x, y)` in drawing order. Points with a
 /// non-finite coordinate are left out, breaking the line there.
@@ -105,9 +105,9 @@ fn log_axis(lo: f64, hi: f64) -> Axis {
 }
 
 /// Draws `series` as lines (with dots when a series has at most 40 points, and their error bars)
-/// into the PNG file `path`: `title` above (a second line, after a `\n`, in smaller grey type
-/// under it: a note such as the machine and the seeds), `x_label` under the x axis, `y_label` above the y axis, a legend at
-/// the right; `log_y` puts y on a log10 scale. Returns the texts `face` has no glyphs for (drawn
+/// into the PNG file `path`: `title` above (the text after a `\n`, in smaller grey type under
+/// it, wrapped at spaces: a note such as the machine and the seeds), `x_label` under the x axis,
+/// `y_label` above the y axis, a legend at the right; `log_y` puts y on a log10 scale. Returns the texts `face` has no glyphs for (drawn
 /// with '?'). Errors: no finite point, a y ≤ 0 on a log scale (naming the series), a path not
 /// ending in `.png` or one that cannot be written.
 pub fn lines(
@@ -149,7 +149,8 @@ pub fn lines(
     let tick_w = y_axis.ticks.iter().map(|(_, l)| face.width(l, TICK)).max().unwrap_or(0);
     let (w, h) = SIZE;
     let (x0, x1) = (PAD + tick_w + 8, w - PAD - legend_w);
-    let note_h = if note.is_empty() { 0 } else { 18 };
+    let note = wrap(face, &note, TICK, w - 2 * PAD);
+    let note_h = 18 * note.len() as i32;
     let (y0, y1) = (PAD + 36 + 22 + note_h, h - PAD - 50);
     let px = |x: f64| x0 + ((x - x_axis.lo) / (x_axis.hi - x_axis.lo) * (x1 - x0) as f64).round() as i32;
     let py = |y: f64| {
@@ -159,8 +160,9 @@ pub fn lines(
 
     render(path, (w as u32, h as u32), face, |canvas: &Canvas| {
         canvas.text(&fit(face, &title, TITLE, w - 2 * PAD), (PAD, PAD + 10), TITLE, INK, Align::Left)?;
-        if !note.is_empty() {
-            canvas.text(&fit(face, &note, TICK, w - 2 * PAD), (PAD, PAD + 32), TICK, GREY, Align::Left)?;
+        for (i, line) in note.iter().enumerate() {
+            let line = fit(face, line, TICK, w - 2 * PAD);
+            canvas.text(&line, (PAD, PAD + 32 + 18 * i as i32), TICK, GREY, Align::Left)?;
         }
         canvas.text(&fit(face, &y_label, LABEL, w - 2 * PAD), (PAD, y0 - 16), LABEL, INK, Align::Left)?;
         canvas.text(&x_label, ((x0 + x1) / 2, h - PAD - 10), LABEL, INK, Align::Center)?;

@@ -149,6 +149,21 @@ pub(crate) fn fit(face: &Typeface, text: &str, size: f64, max: i32) -> String {
     String::new()
 }
 
+/// `text` in lines of at most `max` pixels, broken at spaces (none for an empty text).
+pub(crate) fn wrap(face: &Typeface, text: &str, size: f64, max: i32) -> Vec<String> {
+    let mut lines: Vec<String> = vec![];
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
+        match lines.last_mut() {
+            Some(line) if face.width(&format!("{line} {word}"), size) <= max => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
+}
+
 /// Draws a `width`×`height` figure on white with `draw` and writes it to `path` as a PNG.
 pub(crate) fn render(
     path: &Path,
@@ -192,6 +207,22 @@ pub(crate) const LIGHT: RGBColor = RGBColor(225, 225, 225);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_lines_fit_and_keep_every_word() {
+        let face = Typeface::Builtin;
+        let text = "AMD EPYC (2 cores), 1 thread, load 4.7; seeds 0-2, 30000 train  sequences; chance 0.5";
+        for max in [1, 40, 120, 400, 10_000] {
+            let lines = wrap(&face, text, 12.0, max);
+            for line in &lines {
+                assert!(face.width(line, 12.0) <= max || !line.contains(' '), "{line:?} wider than {max}");
+            }
+            let words: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(lines.join(" ").split(' ').collect::<Vec<_>>(), words, "max {max}");
+        }
+        assert_eq!(wrap(&face, "a b", 12.0, 10_000), ["a b"]);
+        assert!(wrap(&face, "", 12.0, 100).is_empty());
+    }
 
     #[test]
     fn only_png_names_are_accepted() {
