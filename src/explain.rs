@@ -137,15 +137,25 @@ pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
             Pooling::Mean => unrolled.output.f_mean_dim(1, false, Kind::Float)?,
         };
         let from_equations = model.classifier().classify(&features)?;
-        // The model itself on every prefix: the probabilities if the text ended there.
+        // The model itself on every prefix: the probabilities if the text ended there. The whole
+        // text runs alone, as `predict` runs one text, so that its answer is predict's to the bit
+        // (a batch of another size may round the matrix products differently).
+        let softmax = |logits: &Tensor| -> Result<Vec<f32>> {
+            Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
+        };
         let prefixes: Vec<Vec<i64>> = (1..=n).map(|k| ids[..k].to_vec()).collect();
-        let data = Encoded::from_ids(&prefixes, vec![0; n])?;
-        let logits = training::logits(model, &data, n, Device::Cpu)?;
-        let probs = Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?;
+        let mut probs =
+            softmax(&training::logits(model, &Encoded::from_ids(&prefixes, vec![0; n])?, n, Device::Cpu)?)?;
+        let whole_logits = training::logits(
+            model,
+            &Encoded::from_ids(std::slice::from_ref(&ids), vec![0])?,
+            1,
+            Device::Cpu,
+        )?;
         let classes = ckpt.labels.len();
-        let whole = &probs[(n - 1) * classes..];
-        let difference =
-            (from_equations - logits.f_get(n as i64 - 1)?).f_abs()?.f_max()?.f_double_value(&[])?;
+        let whole = softmax(&whole_logits)?;
+        probs[(n - 1) * classes..].copy_from_slice(&whole);
+        let difference = (from_equations - whole_logits).f_abs()?.f_max()?.f_double_value(&[])?;
 
         let last_layer = ((layers - 1) * dirs) as usize..(layers * dirs) as usize;
         let mean = |t: &Tensor| t.f_mean(Kind::Float)?.f_double_value(&[]).map(|v| v as f32);
@@ -181,8 +191,8 @@ pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
         Ok(Explanation {
             text: text.to_owned(),
             labels: ckpt.labels.names().to_vec(),
-            label: ckpt.labels.names()[argmax(whole)].clone(),
-            probabilities: whole.to_vec(),
+            label: ckpt.labels.names()[argmax(&whole)].clone(),
+            probabilities: whole,
             cell: config.cell,
             directions: ["forward", "backward"][..dirs as usize].iter().map(|s| s.to_string()).collect(),
             gate_names: gate_names.iter().map(|g| g.to_string()).collect(),
