@@ -31,9 +31,9 @@ import text_reference as tr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # `lstm-tch train`'s defaults (TrainConfig in src/trainer/config.rs).
-TEXT_DEFAULTS = dict(embedding_dim=128, hidden_size=96, num_layers=1, bidirectional=True, dropout=0.0,
+TEXT_DEFAULTS = dict(embedding_dim=128, hidden_size=128, num_layers=1, bidirectional=True, dropout=0.0,
                      embedding_dropout=0.3, pooling="max", output_dropout=0.0)
-BATCH_SIZE, LR, MAX_LEN = 32, 0.002, 256
+BATCH_SIZE, LR, MAX_LEN = 64, 0.003, 256
 # The data is English and ASCII (the sample generator's), where text_reference.tokenize (the
 # format-1 scanner's regular expression) and the default `unicode` tokenizer give the same tokens.
 

@@ -167,8 +167,8 @@ compare "cpu, foreach=True on both sides" --device cpu --foreach on --seeds 0 42
 
 # ---------------------------------------------------------------------------------------------
 step "text training against scripts/text_reference.py, bit for bit"
-# The sample data (2,000 texts), bidirectional, batch 32, 2 epochs; per-batch losses compared
-# as float32 bits.
+# The sample data (2,000 texts), train's default model and batch size (64), 2 epochs; per-batch
+# losses compared as float32 bits.
 same_losses() {
   "$PYTHON" - "$1" "$2" <<'EOF'
 import json, sys

@@ -72,7 +72,7 @@ pub struct TrainConfig {
     #[arg(long, value_enum, default_value_t)]
     pub cell: Cell,
     /// Hidden size (per direction).
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = 128)]
     pub hidden_size: i64,
     /// Stacked recurrent layers.
     #[arg(long, default_value_t = 1)]
@@ -98,7 +98,7 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
     /// Texts per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Batch texts of similar length together (seeded pools of 100 batches sorted by length,
     /// batches shuffled): much less padding and recurrence per batch (`--bucket false`: plain
@@ -111,7 +111,7 @@ pub struct TrainConfig {
     #[arg(long, value_enum, default_value_t)]
     pub class_weights: ClassWeights,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 0.002)]
+    #[arg(long, default_value_t = 0.003)]
     pub lr: f64,
     /// Adam implementation: pytorch (torch.optim.Adam, bit for bit) or libtorch.
     #[arg(long, value_enum, default_value_t)]
