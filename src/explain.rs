@@ -139,22 +139,25 @@ pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
         let from_equations = model.classifier().classify(&features)?;
         // The model itself on every prefix: the probabilities if the text ended there. The whole
         // text runs alone, as `predict` runs one text, so that its answer is predict's to the bit
-        // (a batch of another size may round the matrix products differently).
+        // (a batch of another size may round the matrix products differently); the shorter
+        // prefixes run as one batch.
         let softmax = |logits: &Tensor| -> Result<Vec<f32>> {
             Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
         };
-        let prefixes: Vec<Vec<i64>> = (1..=n).map(|k| ids[..k].to_vec()).collect();
-        let mut probs =
-            softmax(&training::logits(model, &Encoded::from_ids(&prefixes, vec![0; n])?, n, Device::Cpu)?)?;
-        let whole_logits = training::logits(
-            model,
-            &Encoded::from_ids(std::slice::from_ref(&ids), vec![0])?,
-            1,
-            Device::Cpu,
-        )?;
-        let classes = ckpt.labels.len();
+        let run = |texts: &[Vec<i64>]| {
+            training::logits(
+                model,
+                &Encoded::from_ids(texts, vec![0; texts.len()])?,
+                texts.len(),
+                Device::Cpu,
+            )
+        };
+        let prefixes: Vec<Vec<i64>> = (1..n).map(|k| ids[..k].to_vec()).collect();
+        let mut probs = if prefixes.is_empty() { vec![] } else { softmax(&run(&prefixes)?)? };
+        let whole_logits = run(std::slice::from_ref(&ids))?;
         let whole = softmax(&whole_logits)?;
-        probs[(n - 1) * classes..].copy_from_slice(&whole);
+        probs.extend_from_slice(&whole);
+        let classes = ckpt.labels.len();
         let difference = (from_equations - whole_logits).f_abs()?.f_max()?.f_double_value(&[])?;
 
         let last_layer = ((layers - 1) * dirs) as usize..(layers * dirs) as usize;

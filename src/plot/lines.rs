@@ -107,9 +107,9 @@ fn log_axis(lo: f64, hi: f64) -> Axis {
 /// Draws `series` as lines (with dots when a series has at most 40 points, and their error bars)
 /// into the PNG file `path`: `title` above (the text after a `\n`, in smaller grey type under
 /// it, wrapped at spaces: a note such as the machine and the seeds), `x_label` under the x axis,
-/// `y_label` above the y axis, a legend at the right; `log_y` puts y on a log10 scale. Returns the texts `face` has no glyphs for (drawn
-/// with '?'). Errors: no finite point, a y ≤ 0 on a log scale (naming the series), a path not
-/// ending in `.png` or one that cannot be written.
+/// `y_label` above the y axis, a legend at the right; `log_y` puts y on a log10 scale. Returns
+/// the texts `face` has no glyphs for (drawn with '?'). Errors: no finite point, a y ≤ 0 on a
+/// log scale (naming the series), a path not ending in `.png` or one that cannot be written.
 pub fn lines(
     path: &Path,
     title: &str,
