@@ -1,9 +1,9 @@
-//! Builds `src/native/` (torch.optim.Adam's update as one call into ATen; the start-up loader
+//! Builds `src/runtime/native/` (torch.optim.Adam's update as one call into ATen; the start-up loader
 //! of libtorch_cuda; the generator and libtorch-Adam state a resumed run restores), and sets
 //! the link options that make every binary of this package (the CLI, the examples, the test
 //! binaries) find libtorch without `LD_LIBRARY_PATH`. libtorch_cuda is deliberately not linked:
-//! src/native/cuda.cpp loads it before `main` where an NVIDIA driver is installed. See README,
-//! "libtorch options".
+//! src/runtime/native/cuda.cpp loads it before `main` where an NVIDIA driver is installed. See
+//! docs/libtorch.md.
 
 use std::{
     env,
@@ -13,8 +13,8 @@ use std::{
 fn main() {
     // torch-sys (`links = "tch"`) publishes the directory of the libtorch it linked.
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    // Set when src/native/ is built; src/optim.rs falls back to tch ops without it, and
-    // src/device.rs then leaves CUDA to however torch-sys linked libtorch.
+    // Set when src/runtime/native/ is built; src/train/optim/ falls back to tch ops without it, and
+    // src/runtime/device.rs then leaves CUDA to however torch-sys linked libtorch.
     println!("cargo::rustc-check-cfg=cfg(lstm_tch_native)");
     let Ok(lib_dir) = env::var("DEP_TCH_LIBTORCH_LIB") else {
         return; // Windows or a doc-only build: torch-sys publishes nothing, nothing to add.
@@ -28,7 +28,7 @@ fn main() {
     // holding `include/`, as it does for torch-sys.
     println!("cargo:rerun-if-env-changed=LIBTORCH_INCLUDE");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    println!("cargo:rerun-if-changed=src/native");
+    println!("cargo:rerun-if-changed=src/runtime/native");
     let include = match env::var("LIBTORCH_INCLUDE") {
         Ok(dir) => PathBuf::from(dir).join("include"),
         Err(_) => Path::new(&lib_dir).parent().unwrap_or(Path::new(".")).join("include"),
@@ -42,9 +42,9 @@ fn main() {
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .define("_GLIBCXX_USE_CXX11_ABI", cxx11_abi.as_str())
-        .file("src/native/adam.cpp")
-        .file("src/native/cuda.cpp")
-        .file("src/native/state.cpp")
+        .file("src/runtime/native/adam.cpp")
+        .file("src/runtime/native/cuda.cpp")
+        .file("src/runtime/native/state.cpp")
         // Whole: cuda.cpp's start-up constructor is referenced by nothing, yet must be in
         // every binary that uses this crate.
         .link_lib_modifier("+whole-archive")
@@ -59,7 +59,7 @@ fn main() {
         // must be initialised the same way in every binary. libtorch_cuda is left out on
         // purpose, and so is libtorch.so, an empty shim whose only job is to pull in
         // libtorch_cpu and libtorch_cuda (torch-sys names both; --as-needed drops them, since
-        // nothing references them): src/native/cuda.cpp dlopens libtorch_cuda on demand.
+        // nothing references them): src/runtime/native/cuda.cpp dlopens libtorch_cuda on demand.
         println!("cargo:rustc-link-lib=dl");
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         for lib in ["torch_cpu", "c10"] {

@@ -1,6 +1,6 @@
 //! The article's PyTorch script, "LSTM for text sentiment classification", in Rust on tch.
 //!
-//! It reads top to bottom like the Python (README, "The article"): seed, random inputs, labels,
+//! It reads top to bottom like the Python (docs/article.md): seed, random inputs, labels,
 //! hyperparameters, model, 200 epochs of Adam on cross-entropy, then the predicted classes,
 //! printed exactly as PyTorch prints them. With the same seed it is bit-identical to
 //! `scripts/reference.py` (`scripts/compare.py` proves it).
@@ -17,14 +17,14 @@ use anyhow::Result;
 use clap::Parser;
 use lstm_tch::{
     article::{ArticleConfig, ArticleReport},
-    device,
-    model::{cross_entropy, LstmClassifier},
-    optim::Adam,
-    report::{format_int_tensor, state_dict_values, tensor_values_f32, tensor_values_i64, JsonFile},
+    nn::{cross_entropy, SequenceClassifier},
+    runtime::device,
+    runtime::report::{format_int_tensor, state_dict_values, tensor_values_f32, tensor_values_i64, JsonFile},
+    train::optim::Adam,
 };
 use tch::{nn, Device, Tensor};
 
-/// The article's LSTM classifier, trained on random sequences (see README).
+/// The article's LSTM classifier, trained on random sequences (docs/article.md).
 #[derive(Parser)]
 #[command(about, long_about = None)]
 struct Cli {
@@ -56,7 +56,7 @@ fn run(config: ArticleConfig) -> Result<()> {
     // model, built (and so initialised) on the CPU like PyTorch's, then moved: `model.to(device)`,
     // which on CUDA also packs the LSTM's weights into one cuDNN buffer (flatten_parameters)
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = LstmClassifier::new(&vs.root(), model_config)?;
+    let model = SequenceClassifier::new(&vs.root(), model_config)?;
     let initial_parameters = state_dict_values(&vs)?;
     vs.set_device(device);
     model.flatten_parameters()?;

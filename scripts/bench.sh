@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks lstm-tch against PyTorch on the same libtorch (see README, "Performance").
+# Benchmarks lstm-tch against PyTorch on the same libtorch (docs/performance.md).
 # Usage: scripts/bench.sh [bench.py options, e.g. --threads 1 --rounds 3 --json b.json --plot b.png]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

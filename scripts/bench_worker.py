@@ -1,6 +1,6 @@
 """PyTorch's side of the benchmark: times one workload in this process and prints JSON.
 
-The twin of `lstm-tch bench WORKLOAD` (src/bench.rs), with the same flags and output; driven by
+The twin of `lstm-tch bench WORKLOAD` (src/lab/bench.rs), with the same flags and output; driven by
 scripts/bench.py. The models and loops are the article's (reference.py) and the text program's
 (text_reference.py); the text workload includes loading, tokenizing and batching, as in Rust.
 
@@ -30,7 +30,7 @@ import reference  # noqa: E402
 import text_reference as tr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-# `lstm-tch train`'s defaults (TrainConfig in src/trainer/config.rs).
+# `lstm-tch train`'s defaults (TrainConfig in src/train/config.rs).
 TEXT_DEFAULTS = dict(embedding_dim=128, hidden_size=128, num_layers=1, bidirectional=True, dropout=0.0,
                      embedding_dropout=0.3, pooling="max", output_dropout=0.0)
 BATCH_SIZE, LR, MAX_LEN = 64, 0.003, 256

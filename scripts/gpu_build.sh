@@ -17,7 +17,8 @@
 # the patched torch-sys and a scratch copy of this working tree), SST2_TSV (GLUE SST-2's
 # train.tsv, copied into the bundle as sst2_train.tsv for the GPU benchmark's text rows when it
 # exists [default: ../shared/data/sst2/train.tsv]; never committed). The bundle holds lstm-tch,
-# article, the test binaries cuda_training, cuda_loading and text_parity, and BUILD_INFO.
+# article, the integration-test binary `suite` (gpu_check.sh runs its cuda_training,
+# cuda_loading and text_parity modules) and BUILD_INFO.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -28,7 +29,7 @@ VERSION=${TORCH_VERSION:-2.11.0}
 VENV=${TORCH_VENV:-/tmp/torch211}
 TARGET=${CARGO_TARGET_DIR:-/work/target211}
 WORK=${GPU_BUILD_DIR:-/tmp/lstm-tch-gpu-build}
-TESTS=(cuda_training cuda_loading text_parity)
+TESTS=(suite)
 start=$SECONDS
 say() { echo "gpu_build: $* ($((SECONDS - start)) s)" >&2; }
 

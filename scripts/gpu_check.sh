@@ -2,7 +2,7 @@
 # The GPU check (issue 9) in one run of a few minutes: prints a PASS/FAIL line per check and
 # writes everything to a log. It runs prebuilt binaries, so it works on a machine with no Rust
 # toolchain: scripts/gpu_build.sh builds them against the GPU machine's PyTorch (see
-# ../shared/docs/gpu.md and README, "The GPU check").
+# ../shared/docs/gpu.md and docs/gpu.md, "The GPU check").
 #
 #   scripts/gpu_check.sh [--device cuda|cuda:N|cpu] [--quick]
 #
@@ -11,8 +11,9 @@
 #   --quick   the benchmark at tiny sizes (a rehearsal of the script, not a measurement).
 #
 # Environment:
-#   LSTM_TCH_BIN_DIR  a folder with lstm-tch, article and the test binaries cuda_training,
-#                     cuda_loading and text_parity (scripts/gpu_build.sh's .gpu-bundle) [default:
+#   LSTM_TCH_BIN_DIR  a folder with lstm-tch, article and the integration-test binary suite
+#                     (its cuda_training, cuda_loading and text_parity modules are run;
+#                     scripts/gpu_build.sh's .gpu-bundle) [default:
 #                     target/release, else target/debug, as cargo lays them out]
 #   PYTHON            the Python with torch, numpy and safetensors that runs PyTorch's side
 #                     [default: .venv/bin/python, else python3]
@@ -108,7 +109,7 @@ else
   done
   [[ -n $BIN ]] || { fail "no binaries: set LSTM_TCH_BIN_DIR or build (cargo build --release --bins --examples)"; exit 1; }
   ARTICLE=$BIN/examples/article
-  # The newest test executable cargo built for tests/NAME.rs.
+  # The newest test executable cargo built for tests/NAME/.
   test_binary() { find "$BIN/deps" -maxdepth 1 -type f -executable -name "$1-*" -printf '%T@ %p\n' 2>/dev/null | sort -nr | head -1 | cut -d' ' -f2-; }
 fi
 LSTM_TCH=$BIN/lstm-tch
@@ -222,25 +223,25 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 step "test binaries"
+suite=$(test_binary suite)
 for name in cuda_training cuda_loading text_parity; do
-  exe=$(test_binary "$name")
-  if [[ -z $exe ]]; then
-    info "test binary $name not found in $BIN: not run"
+  if [[ -z $suite ]]; then
+    info "test binary suite not found in $BIN: $name not run"
     continue
   fi
   RUST_COMMANDS=$((RUST_COMMANDS + 1))
-  if "$exe" >"$OUT_DIR/logs/test-$name.txt" 2>&1; then
+  if "$suite" "$name::" >"$OUT_DIR/logs/test-$name.txt" 2>&1; then
     summary=$(grep -E '^test result' "$OUT_DIR/logs/test-$name.txt" | tail -1)
     skipped=$(grep -c 'skipped: no CUDA' "$OUT_DIR/logs/test-$name.txt")
     if [[ $ON_GPU == 1 && $skipped -gt 0 ]]; then
-      fail "tests/$name.rs: $skipped test(s) skipped for want of CUDA on a GPU run"
+      fail "tests/suite/$name.rs: $skipped test(s) skipped for want of CUDA on a GPU run"
     elif [[ $skipped -gt 0 ]]; then
-      pass "tests/$name.rs: ${summary#test result: } ($skipped skipped: no CUDA)"
+      pass "tests/suite/$name.rs: ${summary#test result: } ($skipped skipped: no CUDA)"
     else
-      pass "tests/$name.rs: ${summary#test result: }"
+      pass "tests/suite/$name.rs: ${summary#test result: }"
     fi
   else
-    fail "tests/$name.rs:"
+    fail "tests/suite/$name.rs:"
     grep -E 'panicked|assert|FAILED|failures:' "$OUT_DIR/logs/test-$name.txt" | head -12 | sed 's/^/    /'
   fi
 done

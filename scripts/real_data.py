@@ -1,4 +1,4 @@
-"""Trains lstm-tch on real review corpora and prints what it reaches: the README's "Real data" table.
+"""Trains lstm-tch on real review corpora and prints what it reaches: docs/real-data.md's first table.
 
 Each run is `lstm-tch train --train FILE` (a seeded 10 % dev and 10 % test holdout) plus the
 flags of one setting; the table gives the test accuracy and macro-F1 of the best epoch on dev,

@@ -2,53 +2,29 @@
 //!
 //! A Rust port, on [tch](https://github.com/LaurentMazare/tch-rs) (libtorch), of the PyTorch LSTM
 //! "sentiment classification" script of a well-read blog post (see README), bit-identical to the
-//! Python script for the same seed, grown into a real text classifier.
+//! Python script for the same seed, grown into a real text classifier. One module per layer:
 //!
-//! - [`model`]: the article's `LSTMModel` ([`model::LstmClassifier`]) and its loss;
-//! - [`cell`]: the LSTM (and the GRU and RNN) from their equations, gate by gate, in plain
-//!   tensor ops;
-//! - [`explain`]: the gates and the running prediction, token by token, on a checkpoint;
-//! - [`plot`]: figures as PNG files (heat maps for `explain --plot`, line charts);
-//! - [`layers`]: tch layers initialised draw for draw as PyTorch initialises them;
-//! - [`recurrent`]: the recurrent layer (`nn.LSTM`, `nn.GRU` or `nn.RNN`, `--cell`) on padded or
-//!   packed sequences;
-//! - [`optim`]: Adam, as `torch.optim.Adam` computes it or as libtorch's C++ Adam does;
-//! - [`article`]: the article's run: its configuration, data and report;
-//! - [`report`]: JSON reports whose float32 values round-trip exactly, and PyTorch-style printing;
-//! - [`device`]: device names and thread pinning;
-//! - [`data`]: the text pipeline: tokenizer, vocabulary, loaders, batches;
-//! - [`text_model`]: the sentiment classifier (embedding → LSTM/GRU/RNN → linear, packed
-//!   sequences);
-//! - [`training`], [`metrics`], [`checkpoint`], [`progress`]: training, evaluation, saving;
-//! - [`trainer`]: a whole training run from plain values ([`trainer::TrainConfig`]), resumable;
-//! - [`rng`]: the state of libtorch's default generators, saved and restored;
-//! - [`cli`]: the `lstm-tch` command line (`train`, `eval`, `predict`);
-//! - [`claims`]: the article's claims, measured (`lstm-tch claims`): vanishing gradients, memory
-//!   over distance, training speed;
-//! - [`bench`]: the benchmark workloads (`lstm-tch bench`, driven by `scripts/bench.py`).
+//! | layer | module | what it holds |
+//! | --- | --- | --- |
+//! | model | [`nn`] | the recurrent layer (LSTM, GRU, RNN), the classifiers, PyTorch-exact initialisation, the cells' equations |
+//! | data | [`data`] | tokenizers, vocabulary, dataset loaders, batches |
+//! | training | [`train`] | the fit loop, a whole resumable run, Adam, interrupts |
+//! | inference | [`infer`] | logits, probabilities, evaluation metrics |
+//! | checkpoints | [`checkpoint`] | the format, loading, the atomic save |
+//! | the article | [`article`] | the article's run, bit for bit with its Python script |
+//! | the lab | [`lab`] | `explain`, the article's claims measured, benchmarks, figures |
+//! | runtime | [`runtime`] | devices and threads, generator state, JSON reports, the C++ in `native/` |
+//! | command line | [`cli`] | the `lstm-tch` subcommands, thin over the layers above |
 
 pub mod article;
-pub mod bench;
-pub mod cell;
 pub mod checkpoint;
-pub mod claims;
 pub mod cli;
 pub mod data;
-pub mod device;
-pub mod explain;
-mod ffi;
-pub mod layers;
-pub mod metrics;
-pub mod model;
-pub mod optim;
-pub mod plot;
-pub mod progress;
-pub mod recurrent;
-pub mod report;
-pub mod rng;
-pub mod text_model;
-pub mod trainer;
-pub mod training;
+pub mod infer;
+pub mod lab;
+pub mod nn;
+pub mod runtime;
+pub mod train;
 
 use std::process::ExitCode;
 
@@ -59,7 +35,7 @@ use std::process::ExitCode;
 pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match body() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if err.is::<trainer::Interrupted>() => {
+        Err(err) if err.is::<train::Interrupted>() => {
             eprintln!("{err}");
             ExitCode::from(130)
         }

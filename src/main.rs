@@ -40,7 +40,7 @@ enum Command {
     /// The article's claims, measured: vanishing gradients, memory over distance, speed.
     Claims(cli::ClaimsArgs),
     /// Time one benchmark workload in process and print JSON (driven by scripts/bench.py).
-    Bench(lstm_tch::bench::BenchArgs),
+    Bench(lstm_tch::lab::bench::BenchArgs),
     /// Show the libtorch in use, its threads, and whether CUDA support is loaded.
     Info,
 }
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain(args),
         Command::Claims(args) => cli::claims(args),
         Command::Bench(args) => {
-            println!("{}", serde_json::to_string(&lstm_tch::bench::run(args)?)?);
+            println!("{}", serde_json::to_string(&lstm_tch::lab::bench::run(args)?)?);
             Ok(())
         }
         Command::Info => cli::info(),

@@ -7,15 +7,15 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::{
-    claims::{
+    lab::claims::{
         gradients::{self, GradientsConfig},
         memory::{self, MemoryConfig, MemoryTask, Training},
         speed::{self, SpeedConfig},
         ModelSize, CELLS,
     },
-    device::set_threads,
-    plot::Typeface,
-    recurrent::Cell,
+    lab::plot::Typeface,
+    nn::Cell,
+    runtime::device::set_threads,
 };
 
 /// `lstm-tch claims`: one experiment, its figure (PNG) and numbers (JSON) written to `--out`.

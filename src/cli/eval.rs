@@ -6,7 +6,7 @@ use anyhow::{ensure, Result};
 use clap::Args;
 
 use super::{sample_dir, DataArgs, RuntimeArgs, DEFAULT_CHECKPOINT};
-use crate::{checkpoint, data::Encoded, training};
+use crate::{checkpoint, data::Encoded, infer};
 
 /// `lstm-tch eval`: accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix.
 #[derive(Debug, Clone, Args)]
@@ -43,7 +43,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         &ckpt.vocab,
         ckpt.config.truncate(),
     )?;
-    let metrics = training::evaluate(&ckpt.model, &data, &ckpt.labels, args.batch_size, device)?;
+    let metrics = infer::evaluate(&ckpt.model, &data, &ckpt.labels, args.batch_size, device)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {

@@ -7,7 +7,11 @@ use clap::Args;
 use tch::Device;
 
 use super::DEFAULT_CHECKPOINT;
-use crate::{checkpoint, device::set_threads, explain, plot};
+use crate::{
+    checkpoint,
+    lab::{explain, plot},
+    runtime::device::set_threads,
+};
 
 /// `lstm-tch explain`: for each token, the mean gates of the last recurrent layer (LSTM: input,
 /// forget, output; GRU: reset, update; RNN: none), the norm of its state (LSTM: the cell state;

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::device;
+use crate::runtime::device;
 
 /// `lstm-tch info`: which libtorch this process runs on, its threads, and what became of CUDA
 /// support (see [`device`](crate::device)); the first thing to look at when a device is not

@@ -22,5 +22,5 @@ pub use train::{train, TrainArgs};
 pub use crate::{
     checkpoint::DEFAULT_CHECKPOINT,
     data::{sample_dir, DataArgs},
-    device::RuntimeArgs,
+    runtime::device::RuntimeArgs,
 };

@@ -6,7 +6,7 @@ use std::{
 };
 
 use super::{RuntimeArgs, DEFAULT_CHECKPOINT};
-use crate::{checkpoint, data::dataset, metrics, training};
+use crate::{checkpoint, data::dataset, infer};
 use anyhow::{ensure, Context, Result};
 use clap::Args;
 use serde::Serialize;
@@ -62,9 +62,9 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let mut out = std::io::stdout().lock();
     let mut emit = |texts: &[String]| -> Result<()> {
-        let probabilities = training::probabilities(&ckpt, texts, device)?;
+        let probabilities = infer::probabilities(&ckpt, texts, device)?;
         for (text, probs) in texts.iter().zip(probabilities.chunks(ckpt.labels.len())) {
-            let label = &ckpt.labels.names()[metrics::argmax(probs)];
+            let label = &ckpt.labels.names()[infer::metrics::argmax(probs)];
             if args.json {
                 let probabilities = ClassProbabilities(ckpt.labels.names(), probs);
                 writeln!(out, "{}", serde_json::to_string(&Prediction { text, label, probabilities })?)?;

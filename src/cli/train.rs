@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::trainer::{self, Interrupt, TrainConfig};
+use crate::train::{self, Interrupt, TrainConfig};
 
 /// `lstm-tch train`: train a sentiment classifier and save the best checkpoint.
 #[derive(Debug, Clone, Args)]
@@ -20,12 +20,12 @@ pub struct TrainArgs {
 }
 
 /// Runs `lstm-tch train`. Ctrl-C (or SIGTERM) finishes the batch, saves the training state and
-/// ends with [`trainer::Interrupted`] (exit status 130); a second one exits at once.
+/// ends with [`train::Interrupted`] (exit status 130); a second one exits at once.
 pub fn train(args: &TrainArgs) -> Result<()> {
     let interrupt = Interrupt::from_signals()?;
     match &args.resume {
-        Some(dir) => trainer::resume(dir, &interrupt)?,
-        None => trainer::train(&args.config, &interrupt)?,
+        Some(dir) => train::resume(dir, &interrupt)?,
+        None => train::train(&args.config, &interrupt)?,
     };
     Ok(())
 }

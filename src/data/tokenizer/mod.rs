@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn jieba_segments_chinese_words_and_leaves_the_rest_to_unicode() {
         assert_eq!(tokens(Jieba, "味道不错，送餐很快"), ["味道", "不错", "，", "送餐", "很快"]);
-        // The README's example, in each mode.
+        // docs/text-classification.md's example, in each mode.
         let example = "虽然很慢，但是不错 👍";
         assert_eq!(tokens(Jieba, example), ["虽然", "很", "慢", "，", "但是", "不错", "👍"]);
         assert_eq!(tokens(Unicode, example), ["虽", "然", "很", "慢", "，", "但", "是", "不", "错", "👍"]);

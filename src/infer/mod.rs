@@ -1,0 +1,63 @@
+//! Inference: what `predict`, `eval`, `explain`, the lab and the coming server run on a trained
+//! [`TextClassifier`]: logits and class probabilities of texts, and metrics on labelled data.
+//! Everything here runs under `no_grad`, in evaluation mode (no dropout), in batches whose
+//! padding never changes a text's answer (the recurrent layer runs on packed sequences).
+
+pub mod metrics;
+
+use anyhow::{ensure, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::{
+    checkpoint::Checkpoint,
+    data::{Encoded, LabelSet},
+    nn::TextClassifier,
+};
+use metrics::{Confusion, Metrics};
+
+/// Logits [n, num_classes] of every text in `data`, in order, computed in batches of
+/// `batch_size` under `no_grad` in evaluation mode; returned on the CPU.
+pub fn logits(model: &TextClassifier, data: &Encoded, batch_size: usize, device: Device) -> Result<Tensor> {
+    ensure!(batch_size >= 1, "--batch-size must be at least 1");
+    let order = data.order(false)?;
+    tch::no_grad(|| {
+        let parts = order
+            .chunks(batch_size)
+            .map(|indices| {
+                let batch = data.batch(indices)?.to_device(device)?;
+                Ok(model.forward(&batch.tokens, &batch.lengths, false)?.f_to_device(Device::Cpu)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::f_cat(&parts, 0)?)
+    })
+}
+
+/// Class probabilities of `texts` under the checkpoint `ckpt` (tokenized, truncated and run
+/// as the checkpoint says, in one batch), flattened [texts × classes], on the CPU.
+pub fn probabilities(ckpt: &Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
+    let data = Encoded::new(
+        texts.iter().map(String::as_str),
+        vec![0; texts.len()],
+        &ckpt.tokenizer,
+        &ckpt.vocab,
+        ckpt.config.truncate(),
+    )?;
+    let logits = logits(&ckpt.model, &data, texts.len().max(1), device)?;
+    Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
+}
+
+/// Accuracy, per-class metrics and confusion matrix of `model` on `data`.
+pub fn evaluate(
+    model: &TextClassifier,
+    data: &Encoded,
+    labels: &LabelSet,
+    batch_size: usize,
+    device: Device,
+) -> Result<Metrics> {
+    let predictions = Vec::<i64>::try_from(&logits(model, data, batch_size, device)?.f_argmax(1, false)?)?;
+    let mut confusion = Confusion::new(labels.names());
+    for (&truth, &predicted) in data.labels.iter().zip(&predictions) {
+        confusion.add(truth as usize, predicted as usize);
+    }
+    Ok(confusion.metrics())
+}

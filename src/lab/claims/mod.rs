@@ -1,0 +1,179 @@
+//! The article's claims about LSTMs, measured (`lstm-tch claims`): one module per experiment.
+//!
+//! - [`gradients`]: "the gates ease vanishing gradients": the norm of ∂loss/∂x_t against the
+//!   distance T − t from the last step, per cell, at initialisation and after training;
+//! - [`memory`]: "so an LSTM does better than a plain RNN on long sequences": accuracy on a
+//!   synthetic task whose label is the first token of a sequence of noise, against its length;
+//! - [`speed`]: "LSTMs train much slower than RNNs" and "cannot be parallelised": the time of a
+//!   training step against sequence length and batch size, per cell.
+//!
+//! Every experiment uses the project's own pieces: the [`TextClassifier`] (embedding → the
+//! recurrent layer of [`crate::recurrent`], exactly the cells `train --cell` uses → linear on
+//! the final hidden state), the PyTorch Adam of [`crate::optim`] and, for training,
+//! [`crate::train::fit`]. Each writes its numbers as JSON and a PNG figure whose note names
+//! the machine, the threads and the seeds ([`Machine`]).
+
+pub mod gradients;
+pub mod memory;
+pub mod speed;
+
+use anyhow::{ensure, Result};
+use serde::Serialize;
+use tch::nn;
+
+use crate::{
+    nn::Cell,
+    nn::Pooling,
+    nn::{TextClassifier, TextClassifierConfig},
+};
+
+/// The three cells, in the order the figures list them.
+pub const CELLS: [Cell; 3] = [Cell::Rnn, Cell::Gru, Cell::Lstm];
+
+/// Where an experiment ran: the CPU, its cores, libtorch's threads and the load at the start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Machine {
+    /// The CPU's model name (`/proc/cpuinfo`), or "unknown CPU".
+    pub cpu: String,
+    /// Logical cores this process may use.
+    pub cores: usize,
+    /// libtorch's intra-op threads during the experiment.
+    pub threads: usize,
+    /// The 1-minute load average when the experiment started (`/proc/loadavg`), where known.
+    pub load_average: Option<f64>,
+}
+
+impl Machine {
+    /// This machine, with libtorch's current thread count.
+    pub fn here() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, name)| name.split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .unwrap_or_else(|| "unknown CPU".to_owned());
+        let load_average = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok()));
+        Self {
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: usize::try_from(tch::get_num_threads()).unwrap_or(1),
+            load_average,
+        }
+    }
+
+    /// One line for a figure's note: `CPU (N cores), T thread(s)` and the load when known.
+    pub fn describe(&self) -> String {
+        let threads =
+            if self.threads == 1 { "1 thread".to_owned() } else { format!("{} threads", self.threads) };
+        let load = self.load_average.map_or(String::new(), |l| format!(", load {l:.1}"));
+        format!("{} ({} cores), {threads}{load}", self.cpu, self.cores)
+    }
+}
+
+/// `seeds` as a short text for a note: `seed 0`, `seeds 0-2`.
+pub fn describe_seeds(seeds: &[u64]) -> String {
+    match seeds {
+        [one] => format!("seed {one}"),
+        [first, .., last] if seeds.windows(2).all(|w| w[1] == w[0] + 1) => format!("seeds {first}-{last}"),
+        _ => format!("seeds {}", seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// The sizes of the small classifiers the experiments train and time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ModelSize {
+    /// Embedding width.
+    pub embedding_dim: i64,
+    /// Hidden size of the (unidirectional, single-layer) recurrent layer.
+    pub hidden_size: i64,
+}
+
+impl ModelSize {
+    /// Checks both sizes are at least 1.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.embedding_dim >= 1, "--embedding-dim must be at least 1, got {}", self.embedding_dim);
+        ensure!(self.hidden_size >= 1, "--hidden-size must be at least 1, got {}", self.hidden_size);
+        Ok(())
+    }
+
+    /// A unidirectional single-layer two-class [`TextClassifier`] over `vocab_size` tokens with
+    /// `cell`, reading the final hidden state, no dropout.
+    pub fn config(&self, cell: Cell, vocab_size: i64) -> TextClassifierConfig {
+        TextClassifierConfig {
+            vocab_size,
+            embedding_dim: self.embedding_dim,
+            cell,
+            hidden_size: self.hidden_size,
+            num_layers: 1,
+            num_classes: 2,
+            bidirectional: false,
+            dropout: 0.0,
+            embedding_dropout: 0.0,
+            pooling: Pooling::Last,
+            output_dropout: 0.0,
+        }
+    }
+
+    /// A fresh CPU model with `cell`, its parameters drawn from the default generator (seed it
+    /// first with `tch::manual_seed`).
+    pub fn build(&self, cell: Cell, vocab_size: i64) -> Result<(nn::VarStore, TextClassifier)> {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let model = TextClassifier::new(&vs.root(), self.config(cell, vocab_size))?;
+        Ok((vs, model))
+    }
+}
+
+/// Mean, minimum and maximum of `values` (NaN for none).
+pub fn summary(values: &[f64]) -> (f64, f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (mean, min, max)
+}
+
+/// Checks a list option is non-empty and every value at least `min`.
+pub(crate) fn check_list<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    values: &[T],
+    min: T,
+) -> Result<()> {
+    ensure!(!values.is_empty(), "--{name} needs at least one value");
+    if let Some(bad) = values.iter().find(|&&v| v < min) {
+        anyhow::bail!("--{name} values must be at least {min}, got {bad}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_described_as_ranges_or_lists() {
+        assert_eq!(describe_seeds(&[4]), "seed 4");
+        assert_eq!(describe_seeds(&[0, 1, 2]), "seeds 0-2");
+        assert_eq!(describe_seeds(&[1, 5]), "seeds 1,5");
+    }
+
+    #[test]
+    fn summary_is_mean_min_max() {
+        assert_eq!(summary(&[1.0, 4.0, 1.0]), (2.0, 1.0, 4.0));
+        assert!(summary(&[]).0.is_nan());
+    }
+
+    #[test]
+    fn lists_must_be_non_empty_and_in_range() {
+        assert!(check_list("lengths", &[2usize, 10], 2).is_ok());
+        let e = check_list("lengths", &[10usize, 1], 2).unwrap_err().to_string();
+        assert!(e.contains("--lengths") && e.contains("got 1"), "{e}");
+        assert!(check_list::<usize>("lengths", &[], 2).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! The sentiment classifier: `nn.Embedding` → dropout → the article's LSTM classifier (or a GRU
+//! or tanh RNN in the LSTM's place: `--cell`), run on packed sequences, its linear layer reading
+//! (through dropout) the final hidden state or the max or mean of the outputs.
+//!
+//! ```python
+//! class TextRNN(nn.Module):                       # scripts/text_reference.py
+//!     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes,
+//!                  bidirectional, dropout, embedding_dropout, pooling, output_dropout, cell):
+//!         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+//!         self.embedding_dropout = nn.Dropout(embedding_dropout)
+//!         # self.lstm = nn.LSTM(...), self.gru = nn.GRU(...) or self.rnn = nn.RNN(...):
+//!         setattr(self, cell, CELLS[cell](embedding_dim, hidden_size, num_layers, batch_first=True,
+//!                                         bidirectional=bidirectional, dropout=dropout))
+//!         self.output_dropout = nn.Dropout(output_dropout)
+//!         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+//!     def forward(self, tokens, lengths):
+//!         x = self.embedding_dropout(self.embedding(tokens))
+//!         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+//!         out, hidden = getattr(self, self.cell)(packed)
+//!         h_n = hidden[0] if self.cell == "lstm" else hidden     # the LSTM adds c_n
+//!         if self.pooling == "last":
+//!             h = torch.cat([h_n[-2], h_n[-1]], 1) if self.bidirectional else h_n[-1]
+//!         elif self.pooling == "max":
+//!             h = pad_packed_sequence(out, batch_first=True, padding_value=-inf)[0].max(1).values
+//!         else:
+//!             padded = pad_packed_sequence(out, batch_first=True)[0]
+//!             h = padded.sum(1) / lengths.to(padded)[:, None]
+//!         return self.fc(self.output_dropout(h))
+//! ```
+//!
+//! Variables are `embedding.weight`, `lstm.*` (`gru.*`, `rnn.*`: the cell's name), `fc.*`, the
+//! `state_dict` names. An LSTM model keeps the names it always had, so LSTM checkpoints of every
+//! format load unchanged.
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Tensor};
+
+use super::{init, Cell, Pooling, SequenceClassifier, SequenceClassifierConfig};
+use crate::data::vocab::PAD_ID;
+
+/// Hyperparameters of [`TextClassifier`], saved in a checkpoint's `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TextClassifierConfig {
+    /// Vocabulary size (rows of the embedding), `<pad>` and `<unk>` included.
+    pub vocab_size: i64,
+    /// Embedding width.
+    pub embedding_dim: i64,
+    /// The recurrent cell (`lstm` in format-1 and format-2 checkpoints).
+    #[serde(default)]
+    pub cell: Cell,
+    /// Hidden size (per direction).
+    pub hidden_size: i64,
+    /// Stacked recurrent layers.
+    pub num_layers: i64,
+    /// Number of classes.
+    pub num_classes: i64,
+    /// Read each text in both directions.
+    pub bidirectional: bool,
+    /// Dropout between recurrent layers, in training only.
+    pub dropout: f64,
+    /// Dropout on the embedded tokens, in training only (0 in format-1 checkpoints).
+    #[serde(default)]
+    pub embedding_dropout: f64,
+    /// What the linear layer reads (`last` in format-1 checkpoints).
+    #[serde(default)]
+    pub pooling: Pooling,
+    /// Dropout on what the linear layer reads, in training only (0 in format-1 checkpoints).
+    #[serde(default)]
+    pub output_dropout: f64,
+}
+
+impl TextClassifierConfig {
+    /// The recurrent classifier on top of the embedding.
+    pub fn classifier(&self) -> SequenceClassifierConfig {
+        SequenceClassifierConfig {
+            cell: self.cell,
+            input_size: self.embedding_dim,
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            output_size: self.num_classes,
+            bidirectional: self.bidirectional,
+            dropout: self.dropout,
+        }
+    }
+
+    /// Checks the sizes.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.vocab_size >= 2, "the vocabulary needs at least <pad> and <unk>");
+        ensure!(self.embedding_dim >= 1, "embedding dim must be at least 1, got {}", self.embedding_dim);
+        ensure!(self.num_classes >= 2, "a classifier needs at least two classes, got {}", self.num_classes);
+        for (name, p) in [("embedding", self.embedding_dropout), ("output", self.output_dropout)] {
+            ensure!((0.0..1.0).contains(&p), "{name} dropout must be in [0, 1), got {p}");
+        }
+        self.classifier().validate()
+    }
+
+    /// How many tensors [`Self::parameter_shapes`] lists, computed without listing them (a
+    /// checkpoint's config may claim billions of layers); `None` past `usize`.
+    pub fn num_parameter_tensors(&self) -> Option<usize> {
+        self.classifier().num_parameter_tensors()?.checked_add(1)
+    }
+
+    /// The `state_dict` names and shapes, in PyTorch's `named_parameters()` order.
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        let embedding = ("embedding.weight".to_owned(), vec![self.vocab_size, self.embedding_dim]);
+        std::iter::once(embedding).chain(self.classifier().parameter_shapes()).collect()
+    }
+}
+
+/// Embedding + LSTM (GRU, RNN) + linear classifier over variable-length token sequences.
+#[derive(Debug)]
+pub struct TextClassifier {
+    embedding: Tensor,
+    classifier: SequenceClassifier,
+    config: TextClassifierConfig,
+}
+
+impl TextClassifier {
+    /// Builds the model under `path`, drawing its parameters in PyTorch's order: the embedding
+    /// (N(0, 1), padding row zeroed), the recurrent layer, then the linear layer.
+    pub fn new(path: &nn::Path, config: TextClassifierConfig) -> Result<Self> {
+        config.validate()?;
+        let embedding =
+            init::embedding_weight(&(path / "embedding"), config.vocab_size, config.embedding_dim, PAD_ID)?;
+        let classifier = SequenceClassifier::new(path, config.classifier())?;
+        Ok(Self { embedding, classifier, config })
+    }
+
+    /// The model's hyperparameters.
+    pub fn config(&self) -> &TextClassifierConfig {
+        &self.config
+    }
+
+    /// `flatten_parameters()` for the recurrent layer: see [`SequenceClassifier::flatten_parameters`].
+    /// Call after `vs.set_device(cuda)`; a no-op (`Ok(false)`) on the CPU.
+    pub fn flatten_parameters(&self) -> Result<bool> {
+        self.classifier.flatten_parameters()
+    }
+
+    /// The embedded tokens [batch, length, embedding_dim] of `tokens` [batch, length] (int64),
+    /// as the model reads them in evaluation mode (no dropout).
+    pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
+        Ok(Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?)
+    }
+
+    /// The recurrent and linear layers on top of the embedding.
+    pub fn classifier(&self) -> &SequenceClassifier {
+        &self.classifier
+    }
+
+    /// Logits [batch, num_classes] for `tokens` [batch, longest] (int64, on the model's device,
+    /// padded with 0) of real `lengths` [batch] (int64, CPU). `train` enables dropout. A text's
+    /// logits do not depend on the rest of its batch: padding never enters the recurrent layer.
+    pub fn forward(&self, tokens: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
+        ensure!(tokens.dim() == 2, "expected tokens [batch, length], got {:?}", tokens.size());
+        let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?
+            .f_dropout(self.config.embedding_dropout, train)?;
+        let features = self.classifier.pooled_packed(&embedded, lengths, train, self.config.pooling)?;
+        self.classifier.classify(&features.f_dropout(self.config.output_dropout, train)?)
+    }
+}

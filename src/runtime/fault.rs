@@ -1,0 +1,71 @@
+//! Fault injection for the crash and full-disk tests, compiled only with the cargo feature
+//! `fault-injection` (which only `scripts/test.sh` enables): a release build reads no such
+//! variable and has none of this code. Without the feature every hook is an empty inline
+//! function.
+//!
+//! - `LSTM_TCH_FAULT_SAVE=STEP[:N]`: the process kills itself with SIGKILL (as a power cut or
+//!   the OOM killer would) the Nth time (default: the first) a checkpoint save reaches `STEP`:
+//!   `weights` (inside the new directory's writing), `written`, `swapped` or `saved`;
+//! - `LSTM_TCH_FAULT_SAVE_ERROR=STEP[:N]`: that step fails instead with "No space left on
+//!   device", as a full disk would make it;
+//! - `LSTM_TCH_FAULT_BATCH=N`: the process kills itself right after the run's Nth training
+//!   batch (counted from the start of the run, resumed batches included).
+
+/// A checkpoint save reached `step`: kills the process or fails as the environment asks.
+#[cfg(feature = "fault-injection")]
+pub fn save_step(step: &str) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static KILL_SEEN: AtomicUsize = AtomicUsize::new(0);
+    static ERROR_SEEN: AtomicUsize = AtomicUsize::new(0);
+    let reached = |var: &str, seen: &AtomicUsize| {
+        let Ok(spec) = std::env::var(var) else { return false };
+        let (name, nth) =
+            spec.split_once(':').map_or((spec.as_str(), 1), |(n, k)| (n, k.parse().unwrap_or(1)));
+        name == step && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
+    };
+    if reached("LSTM_TCH_FAULT_SAVE", &KILL_SEEN) {
+        kill_this_process();
+    }
+    if reached("LSTM_TCH_FAULT_SAVE_ERROR", &ERROR_SEEN) {
+        #[cfg(unix)]
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        #[cfg(not(unix))]
+        return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+    }
+    Ok(())
+}
+
+/// A checkpoint save reached `step` (no fault injection in this build).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn save_step(_step: &str) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// A training run finished its batch number `batches_done()` (counted from the start of the
+/// run): kills the process if the environment asks for it there.
+#[cfg(feature = "fault-injection")]
+pub fn batch_done(batches_done: impl FnOnce() -> usize) {
+    // Read once: this runs after every batch.
+    static KILL_AFTER: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let kill_after = KILL_AFTER.get_or_init(|| std::env::var("LSTM_TCH_FAULT_BATCH").ok()?.parse().ok());
+    if kill_after.is_some_and(|n| batches_done() == n) {
+        kill_this_process();
+    }
+}
+
+/// A training run finished a batch (no fault injection in this build).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn batch_done(_batches_done: impl FnOnce() -> usize) {}
+
+/// Ends the process with SIGKILL, as a power cut or the OOM killer would.
+#[cfg(feature = "fault-injection")]
+fn kill_this_process() -> ! {
+    #[cfg(unix)]
+    // SAFETY: sends SIGKILL to this very process.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
+}

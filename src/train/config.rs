@@ -1,0 +1,231 @@
+//! [`TrainConfig`]: what `lstm-tch train` is asked to do, as plain values.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    checkpoint::DEFAULT_CHECKPOINT,
+    data::{dataset, sample_dir, DataArgs, Example, TokenizerMode, Truncate, Truncation},
+    nn::TextClassifierConfig,
+    nn::{Cell, Pooling},
+    runtime::device::RuntimeArgs,
+    train::optim::AdamImpl,
+    train::ClassWeights,
+};
+
+/// The three splits, as loaded.
+pub(super) struct Splits {
+    pub(super) train: Vec<Example>,
+    pub(super) dev: Option<Vec<Example>>,
+    pub(super) test: Option<Vec<Example>>,
+}
+
+/// Everything a training run needs, as plain values: data, tokenizer, model, optimisation,
+/// output. `TrainConfig::default()` is `lstm-tch train` with no flags; each field is also that
+/// command's flag of the same name (the clap derive only describes the flags). A resumed run
+/// reads it back from the training state.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Training data [default: the sample dataset's train.tsv, with its dev.tsv and test.tsv].
+    #[arg(long)]
+    pub train: Option<PathBuf>,
+    /// Dev data, evaluated after every epoch to keep the best checkpoint.
+    #[arg(long, requires = "train")]
+    pub dev: Option<PathBuf>,
+    /// Test data, evaluated once with the best checkpoint.
+    #[arg(long, requires = "train")]
+    pub test: Option<PathBuf>,
+    /// With --train alone: the fraction held out (seeded) as dev data, and as much as test data.
+    #[arg(long, default_value_t = 0.1)]
+    pub holdout: f64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Checkpoint directory to write (replaced atomically at each new best epoch).
+    #[arg(long, default_value = DEFAULT_CHECKPOINT)]
+    pub out: PathBuf,
+    /// Keep tokens seen at least this often in the training data.
+    #[arg(long, default_value_t = 1)]
+    pub min_freq: usize,
+    /// Largest vocabulary, <pad> and <unk> included; the most frequent tokens are kept.
+    #[arg(long)]
+    pub max_vocab: Option<usize>,
+    /// Tokens kept per text (which: --truncate).
+    #[arg(long, default_value_t = 256)]
+    pub max_len: usize,
+    /// Which tokens of a longer text are kept: head, tail, or head-tail (the first quarter
+    /// and the last three quarters of --max-len).
+    #[arg(long, value_enum, default_value_t = Truncation::HeadTail)]
+    pub truncate: Truncation,
+    /// How text is cut into tokens: unicode (UAX #29 words, each CJK character a token), chars
+    /// (every non-space character) or jieba (Chinese words; other text as unicode).
+    #[arg(long, value_enum, default_value_t)]
+    pub tokenizer: TokenizerMode,
+    /// Keep the case of tokens.
+    #[arg(long)]
+    pub no_lowercase: bool,
+    /// Embedding width.
+    #[arg(long, default_value_t = 128)]
+    pub embedding_dim: i64,
+    /// The recurrent cell: lstm (nn.LSTM, the article's), gru (nn.GRU) or rnn (nn.RNN, tanh).
+    #[arg(long, value_enum, default_value_t)]
+    pub cell: Cell,
+    /// Hidden size (per direction).
+    #[arg(long, default_value_t = 128)]
+    pub hidden_size: i64,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 1)]
+    pub num_layers: i64,
+    /// Read each text in both directions (`--bidirectional false`: forwards only).
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub bidirectional: bool,
+    /// Dropout between recurrent layers (needs --num-layers ≥ 2 to have an effect).
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Dropout on the embedded tokens, in training.
+    #[arg(long, default_value_t = 0.3)]
+    pub embedding_dropout: f64,
+    /// What the classifier reads: the final hidden state (last), or the max or mean of the
+    /// recurrent layer's outputs over the text.
+    #[arg(long, value_enum, default_value_t = Pooling::Max)]
+    pub pooling: Pooling,
+    /// Dropout on what the classifier reads (the pooled recurrent output), in training.
+    #[arg(long, default_value_t = 0.0)]
+    pub output_dropout: f64,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 8)]
+    pub epochs: usize,
+    /// Texts per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Batch texts of similar length together (seeded pools of 100 batches sorted by length,
+    /// batches shuffled): much less padding and recurrence per batch (`--bucket false`: plain
+    /// shuffled batches).
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub bucket: bool,
+    /// Weights of the classes in the loss: none, or balanced (each class counts the same in
+    /// all: class c weighs n / (classes × n_c)).
+    #[arg(long, value_enum, default_value_t)]
+    pub class_weights: ClassWeights,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 0.003)]
+    pub lr: f64,
+    /// Adam implementation: pytorch (torch.optim.Adam, bit for bit) or libtorch.
+    #[arg(long, value_enum, default_value_t)]
+    pub adam: AdamImpl,
+    /// Clip the gradients' joint L2 norm to this before each step.
+    #[arg(long)]
+    pub clip_grad_norm: Option<f64>,
+    /// Seed of the data split, the initialisation and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: i64,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Write a JSON report (per-epoch losses and metrics, test metrics) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Also write the encoded splits (token ids, class indices) as JSON, for
+    /// scripts/text_reference.py.
+    #[arg(long, value_name = "PATH")]
+    pub export_encoded: Option<PathBuf>,
+    /// Also save the training state every N batches (0: only at the end of each epoch), so
+    /// that an interrupted run loses at most N batches (`--resume`).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub save_every: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl Default for TrainConfig {
+    /// `lstm-tch train`'s defaults.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: TrainConfig,
+        }
+        <Defaults as clap::Parser>::parse_from(["train"]).config
+    }
+}
+
+impl TrainConfig {
+    /// Checks what can be checked before any data is read.
+    pub fn validate(&self) -> Result<()> {
+        ensure!(self.batch_size >= 1, "--batch-size must be at least 1");
+        ensure!(self.max_len >= 1, "--max-len must be at least 1");
+        if let Some(c) = self.clip_grad_norm {
+            ensure!(c.is_finite() && c > 0.0, "--clip-grad-norm must be finite and positive, got {c}");
+        }
+        self.model_config(2, 2).validate() // the sizes
+    }
+
+    /// Makes every relative path (data, output, report) relative to `dir` instead of the
+    /// working directory.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let paths =
+            [&mut self.train, &mut self.dev, &mut self.test, &mut self.report, &mut self.export_encoded];
+        for path in paths.into_iter().flatten() {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        }
+        if self.out.is_relative() {
+            self.out = dir.join(&self.out);
+        }
+    }
+
+    /// Which tokens of each text are kept.
+    pub fn truncate(&self) -> Truncate {
+        Truncate { max_len: self.max_len, keep: self.truncate }
+    }
+
+    /// The model these flags describe, for a vocabulary and a label set of these sizes.
+    pub fn model_config(&self, vocab_size: usize, num_classes: usize) -> TextClassifierConfig {
+        TextClassifierConfig {
+            vocab_size: vocab_size as i64,
+            embedding_dim: self.embedding_dim,
+            cell: self.cell,
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            num_classes: num_classes as i64,
+            bidirectional: self.bidirectional,
+            dropout: self.dropout,
+            embedding_dropout: self.embedding_dropout,
+            pooling: self.pooling,
+            output_dropout: self.output_dropout,
+        }
+    }
+
+    /// Reads the training, dev and test data (the sample dataset without `--train`; a seeded
+    /// holdout with `--train` alone).
+    pub(super) fn splits(&self) -> Result<Splits> {
+        let Some(train_path) = &self.train else {
+            let dir = sample_dir();
+            return Ok(Splits {
+                train: self.data.load(&dir.join("train.tsv"))?,
+                dev: Some(self.data.load(&dir.join("dev.tsv"))?),
+                test: Some(self.data.load(&dir.join("test.tsv"))?),
+            });
+        };
+        let train = self.data.load(train_path)?;
+        if self.dev.is_none() && self.test.is_none() {
+            let [train, dev, test] = dataset::split(train, self.holdout, self.holdout, self.seed as u64)?;
+            ensure!(
+                !train.is_empty(),
+                "{}: too few examples to hold out dev and test data",
+                train_path.display()
+            );
+            return Ok(Splits {
+                train,
+                dev: (!dev.is_empty()).then_some(dev),
+                test: (!test.is_empty()).then_some(test),
+            });
+        }
+        let load = |p: &Option<PathBuf>| p.as_deref().map(|p| self.data.load(p)).transpose();
+        Ok(Splits { train, dev: load(&self.dev)?, test: load(&self.test)? })
+    }
+}

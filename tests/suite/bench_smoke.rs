@@ -1,0 +1,99 @@
+//! The benchmark is not part of the test suite, but it must not rot: every workload, on both
+//! sides, once, at tiny sizes (`scripts/bench.py --quick`), through the debug binaries: the CPU
+//! suite and the device suite (`--device cuda`'s workloads, run here on the CPU).
+
+use crate::common::{example, lstm_tch, python, root, run, tempdir, text};
+use serde_json::Value;
+
+/// Runs `scripts/bench.py --quick --threads 1 [extra]` in a fresh directory and checks that each
+/// of `workloads` has a positive, finite time on both sides and a ratio, and is in the printed
+/// table; returns the report.
+fn quick_bench(name: &str, extra: &[&str], workloads: &[&str]) -> Value {
+    let dir = tempdir(name);
+    let json = dir.join("bench.json");
+    let script = root().join("scripts/bench.py");
+    let (rust, article) = (lstm_tch(), example("article"));
+    let mut args = vec![script.to_str().unwrap(), "--quick", "--threads", "1"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "--rust-bin",
+        rust.to_str().unwrap(),
+        "--article-bin",
+        article.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let output = run(python(), &args);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let results = report["results"].as_array().unwrap();
+    for workload in workloads {
+        let row = results
+            .iter()
+            .find(|r| r["workload"] == *workload)
+            .unwrap_or_else(|| panic!("{workload} missing"));
+        for side in ["rust", "pytorch", "ratio"] {
+            let v = row[side].as_f64().unwrap();
+            assert!(v.is_finite() && v > 0.0, "{workload}: {side} = {v}");
+        }
+        assert!(stdout.contains(workload), "{workload} not in the table:\n{stdout}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+    report
+}
+
+#[test]
+fn every_workload_runs_on_both_sides() {
+    let report = quick_bench(
+        "bench-smoke",
+        &[],
+        &[
+            "article step, pytorch Adam",
+            "article step, libtorch Adam",
+            "medium step",
+            "text training, 1 epoch",
+            "predict, in process p50",
+            "predict, whole process",
+            "peak memory, predict",
+            "predict, whole process, CUDA loaded",
+            "peak memory, predict, CUDA loaded",
+            "peak memory, article run",
+        ],
+    );
+    let results = report["results"].as_array().unwrap();
+    // Where there is no NVIDIA driver, lstm-tch does not load libtorch_cuda unless forced, and
+    // that is most of its footprint.
+    if matches!(
+        lstm_tch::runtime::device::cuda_support(),
+        lstm_tch::runtime::device::CudaSupport::NoDriver(_)
+    ) {
+        let rust_peak = |workload: &str| {
+            results.iter().find(|r| r["workload"] == workload).unwrap()["rust"].as_f64().unwrap()
+        };
+        let (plain, loaded) =
+            (rust_peak("peak memory, predict"), rust_peak("peak memory, predict, CUDA loaded"));
+        assert!(loaded > plain + 200.0, "peak memory without CUDA {plain} MiB, with {loaded} MiB");
+    }
+}
+
+#[test]
+fn the_device_suite_runs_on_both_sides() {
+    // `scripts/bench.py --device cuda`'s workloads, rehearsed on the CPU at tiny sizes (the text
+    // rows on a 300-sentence SST-2-style file).
+    let report = quick_bench(
+        "bench-smoke-device",
+        &["--suite", "device", "--device", "cpu"],
+        &[
+            "article step",
+            "medium step",
+            "text training, 1 epoch, SST-2 size",
+            "text training, 1 epoch, SST-2 size, --bucket",
+            "--bucket (Rust) vs default batches (PyTorch)",
+            "predict, in process p50",
+        ],
+    );
+    assert_eq!(report["suite"], "device");
+    let results = report["results"].as_array().unwrap();
+    assert!(!results.iter().any(|r| r["workload"] == "predict, whole process"), "CPU-suite rows");
+}
