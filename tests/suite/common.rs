@@ -59,6 +59,28 @@ pub fn run(program: impl Into<PathBuf>, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
 }
 
+/// The environment under which libtorch computes the same float32 bits on every x86 CPU: MKL's
+/// conditional numerical reproducibility mode (`MKL_CBWR=COMPATIBLE`: its SSE2 code paths,
+/// whatever the CPU), ATen's portable kernels (`ATEN_CPU_CAPABILITY=default`, no AVX2/AVX-512
+/// dispatch) and oneDNN held to SSE4.1 (not on today's paths: pinned for any that goes through
+/// it). Bits stored in the repository are written and checked under it; measured 2026-12-01, the
+/// format-1 fixture's probabilities differ between an AVX-512 Xeon and an AMD EPYC in the default
+/// mode and agree under this one (docs/parity.md, "Across machines").
+pub const REPRODUCIBLE_ACROSS_CPUS: [(&str, &str); 3] =
+    [("MKL_CBWR", "COMPATIBLE"), ("ATEN_CPU_CAPABILITY", "default"), ("ONEDNN_MAX_CPU_ISA", "SSE41")];
+
+/// [`run`] under [`REPRODUCIBLE_ACROSS_CPUS`]: for comparisons against bits stored in the
+/// repository.
+pub fn run_reproducible(program: impl Into<PathBuf>, args: &[&str]) -> Output {
+    let program = program.into();
+    Command::new(&program)
+        .args(args)
+        .envs(REPRODUCIBLE_ACROSS_CPUS)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
 /// Stdout and stderr as text.
 pub fn text(output: &Output) -> (String, String) {
     (

@@ -420,9 +420,10 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
 #[test]
 fn format_1_checkpoints_predict_exactly_as_before() {
     // tests/fixtures/format1: a checkpoint written by lstm-tch 0.1 (format 1, its word scanner)
-    // and what that version's `predict --json` printed for sentences.txt.
+    // and what `predict --json` prints for sentences.txt, in the mode whose bits are the same on
+    // every x86 CPU (the fixture's README says how it was made).
     let fixture = crate::common::root().join("tests/fixtures/format1");
-    let out = run(
+    let out = crate::common::run_reproducible(
         lstm_tch(),
         &[
             "predict",
