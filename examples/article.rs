@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 use lstm_tch::{
-    article::{ArticleConfig, ArticleReport},
-    nn::{cross_entropy, SequenceClassifier},
+    article::{ArticleConfig, ArticleReport, LstmModel},
+    nn::cross_entropy,
     runtime::device,
     runtime::report::{format_int_tensor, state_dict_values, tensor_values_f32, tensor_values_i64, JsonFile},
     train::optim::Adam,
@@ -56,7 +56,7 @@ fn run(config: ArticleConfig) -> Result<()> {
     // model, built (and so initialised) on the CPU like PyTorch's, then moved: `model.to(device)`,
     // which on CUDA also packs the LSTM's weights into one cuDNN buffer (flatten_parameters)
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = SequenceClassifier::new(&vs.root(), model_config)?;
+    let model = LstmModel::new(&vs.root(), model_config)?;
     let initial_parameters = state_dict_values(&vs)?;
     vs.set_device(device);
     model.flatten_parameters()?;

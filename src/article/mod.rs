@@ -10,8 +10,14 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+/// The article's `LSTMModel` (`nn.LSTM`, batch-first, then `nn.Linear` on the last time step),
+/// under the name a PyTorch reader knows: the project's [`SequenceClassifier`] built from
+/// [`ArticleConfig::model_config`], whose cell is the LSTM. Its forward pass takes
+/// [batch, seq_len, input_size] and gives logits [batch, output_size].
+pub type LstmModel = SequenceClassifier;
+
 use crate::{
-    nn::SequenceClassifierConfig,
+    nn::{SequenceClassifier, SequenceClassifierConfig},
     runtime::device::DeviceSpec,
     train::optim::{AdamConfig, AdamImpl, Foreach},
 };
