@@ -192,7 +192,8 @@ pub struct Unrolled {
 /// The `cell` network over `xs` [batch, seq_len, input] (batch-first) from zero states, layer by
 /// layer and direction by direction. `params` are the parameters in libtorch's flat order (per
 /// layer, per direction: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`; see
-/// [`crate::nn::init::rnn_parameter_names`]). No dropout: this is the evaluation-mode network.
+/// [`crate::nn::RecurrentConfig::parameter_names`]). No dropout: this is the evaluation-mode
+/// network.
 pub fn unroll(
     xs: &Tensor,
     params: &[Tensor],
@@ -201,25 +202,8 @@ pub fn unroll(
     bidirectional: bool,
 ) -> Result<Unrolled> {
     let directions = if bidirectional { 2 } else { 1 };
-    ensure!(
-        params.len() == 4 * (num_layers * directions) as usize,
-        "expected {} {} parameters, got {}",
-        4 * num_layers * directions,
-        cell.pytorch_class(),
-        params.len()
-    );
-    let size = xs.size();
-    ensure!(size.len() == 3 && size[1] >= 1, "expected input [batch, seq_len ≥ 1, features], got {size:?}");
-    let (batch, seq_len) = (size[0], size[1]);
-    let hidden = params[1].size()[1];
-    ensure!(
-        params[1].size() == [cell.blocks() * hidden, hidden],
-        "{} weight_hh must be [{} × hidden, hidden], got {:?}",
-        cell.pytorch_class(),
-        cell.blocks(),
-        params[1].size()
-    );
-    let zeros = Tensor::f_zeros([batch, hidden], (xs.kind(), xs.device()))?;
+    let hidden = check_unroll_inputs(xs, params, cell, num_layers * directions)?;
+    let zeros = Tensor::f_zeros([xs.size()[0], hidden], (xs.kind(), xs.device()))?;
     let (mut layer_input, mut h_n, mut c_n, mut all_steps) = (xs.shallow_clone(), vec![], vec![], vec![]);
     for layer in 0..num_layers {
         let mut outputs = Vec::new();
@@ -231,29 +215,7 @@ pub fn unroll(
                 bias_ih: &params[base + 2],
                 bias_hh: &params[base + 3],
             };
-            let positions: Vec<i64> =
-                if direction == 0 { (0..seq_len).collect() } else { (0..seq_len).rev().collect() };
-            let (mut h, mut c) = (zeros.shallow_clone(), zeros.shallow_clone());
-            let mut steps: Vec<Option<Step>> = (0..seq_len).map(|_| None).collect();
-            for &t in &positions {
-                let x = layer_input.f_select(1, t)?;
-                let step = match cell {
-                    Cell::Lstm => {
-                        let (h_next, c_next, g) = lstm_step(&x, &h, &c, &w)?;
-                        c = c_next;
-                        Step { gates: Gates::Lstm(g), h: h_next, c: Some(c.shallow_clone()) }
-                    }
-                    Cell::Gru => {
-                        let (h_next, g) = gru_step(&x, &h, &w)?;
-                        Step { gates: Gates::Gru(g), h: h_next, c: None }
-                    }
-                    Cell::Rnn => Step { gates: Gates::Rnn, h: rnn_step(&x, &h, &w)?, c: None },
-                };
-                h = step.h.shallow_clone();
-                steps[t as usize] = Some(step);
-            }
-            let steps: Vec<Step> =
-                steps.into_iter().collect::<Option<_>>().context("a position did not run")?;
+            let (steps, h, c) = run_direction(&layer_input, &w, cell, &zeros, direction == 1)?;
             let hs: Vec<&Tensor> = steps.iter().map(|s| &s.h).collect();
             outputs.push(Tensor::f_stack(&hs, 1)?);
             all_steps.push(steps);
@@ -268,4 +230,67 @@ pub fn unroll(
         c_n: if cell == Cell::Lstm { Some(Tensor::f_stack(&c_n, 0)?) } else { None },
         steps: all_steps,
     })
+}
+
+/// Checks [`unroll`]'s inputs: `4 × layers_and_directions` parameters, `xs` [batch, seq_len ≥ 1,
+/// features], and `weight_hh` [blocks × hidden, hidden]; returns the hidden size.
+fn check_unroll_inputs(
+    xs: &Tensor,
+    params: &[Tensor],
+    cell: Cell,
+    layers_and_directions: i64,
+) -> Result<i64> {
+    ensure!(
+        params.len() == 4 * layers_and_directions as usize,
+        "expected {} {} parameters, got {}",
+        4 * layers_and_directions,
+        cell.pytorch_class(),
+        params.len()
+    );
+    let size = xs.size();
+    ensure!(size.len() == 3 && size[1] >= 1, "expected input [batch, seq_len ≥ 1, features], got {size:?}");
+    let hidden = params[1].size()[1];
+    ensure!(
+        params[1].size() == [cell.blocks() * hidden, hidden],
+        "{} weight_hh must be [{} × hidden, hidden], got {:?}",
+        cell.pytorch_class(),
+        cell.blocks(),
+        params[1].size()
+    );
+    Ok(hidden)
+}
+
+/// One layer in one direction over `layer_input` [batch, seq_len, features] from the zero
+/// states `zeros` [batch, hidden]: every position's [`Step`] in input order, then the final `h`
+/// and `c` (for the GRU and RNN, `c` stays the zeros). `reverse` reads the positions backwards.
+fn run_direction(
+    layer_input: &Tensor,
+    w: &CellWeights,
+    cell: Cell,
+    zeros: &Tensor,
+    reverse: bool,
+) -> Result<(Vec<Step>, Tensor, Tensor)> {
+    let seq_len = layer_input.size()[1];
+    let positions: Vec<i64> = if reverse { (0..seq_len).rev().collect() } else { (0..seq_len).collect() };
+    let (mut h, mut c) = (zeros.shallow_clone(), zeros.shallow_clone());
+    let mut steps: Vec<Option<Step>> = (0..seq_len).map(|_| None).collect();
+    for &t in &positions {
+        let x = layer_input.f_select(1, t)?;
+        let step = match cell {
+            Cell::Lstm => {
+                let (h_next, c_next, g) = lstm_step(&x, &h, &c, w)?;
+                c = c_next;
+                Step { gates: Gates::Lstm(g), h: h_next, c: Some(c.shallow_clone()) }
+            }
+            Cell::Gru => {
+                let (h_next, g) = gru_step(&x, &h, w)?;
+                Step { gates: Gates::Gru(g), h: h_next, c: None }
+            }
+            Cell::Rnn => Step { gates: Gates::Rnn, h: rnn_step(&x, &h, w)?, c: None },
+        };
+        h = step.h.shallow_clone();
+        steps[t as usize] = Some(step);
+    }
+    let steps = steps.into_iter().collect::<Option<_>>().context("a position did not run")?;
+    Ok((steps, h, c))
 }

@@ -216,61 +216,40 @@ impl SequenceClassifier {
     ) -> Result<Tensor> {
         self.check_input(xs, 3)?;
         let (batch, max_len) = (xs.size()[0], xs.size()[1]);
-        ensure!(
-            lengths.size() == [batch] && lengths.kind() == tch::Kind::Int64,
-            "lengths must be int64 [{batch}], got {:?} {:?}",
-            lengths.kind(),
-            lengths.size()
-        );
-        let values = Vec::<i64>::try_from(lengths)?;
-        if let Some(bad) = values.iter().find(|&&l| !(1..=max_len).contains(&l)) {
-            bail!("lengths must lie in 1..={max_len}, got {bad}");
-        }
-        // pack_padded_sequence(enforce_sorted=False): sort by length, longest first. For a single
-        // sequence the sort and the un-sort are identities (pure indexing): skipped.
-        let (sorted, sorted_lengths, sorted_indices) = if batch == 1 {
-            (xs.shallow_clone(), lengths.shallow_clone(), None)
-        } else {
-            let (sorted_lengths, sorted_indices) = lengths.f_sort(0, true)?;
-            let sorted_indices = sorted_indices.f_to_device(xs.device())?;
-            (xs.f_index_select(0, &sorted_indices)?, sorted_lengths, Some(sorted_indices))
-        };
-        let (data, batch_sizes) = Tensor::f_internal_pack_padded_sequence(&sorted, &sorted_lengths, true)?;
-        let c = &self.config;
+        check_lengths(lengths, batch, max_len)?;
+        let (data, batch_sizes, sorted_indices) = pack(xs, lengths)?;
         let out = self.rnn.forward_packed(&data, &batch_sizes, batch, train)?;
-        let (output, h_n) = (out.output, out.h_n);
         // Undo the sort: index_select(batch dim, invert_permutation(sorted_indices)).
         let unsorted = sorted_indices.map(|i| i.f_argsort(0, false)).transpose()?;
-        let features = match pooling {
+        let unsort = |t: Tensor, dim: i64| match &unsorted {
+            Some(indices) => t.f_index_select(dim, indices),
+            None => Ok(t),
+        };
+        match pooling {
             Pooling::Last => {
-                let h_n = match &unsorted {
-                    Some(indices) => h_n.f_index_select(1, indices)?,
-                    None => h_n,
-                };
-                if c.bidirectional {
-                    Tensor::f_cat(&[h_n.f_get(-2)?, h_n.f_get(-1)?], 1)?
+                let h_n = unsort(out.h_n, 1)?;
+                if self.config.bidirectional {
+                    Ok(Tensor::f_cat(&[h_n.f_get(-2)?, h_n.f_get(-1)?], 1)?)
                 } else {
-                    h_n.f_get(-1)?
+                    Ok(h_n.f_get(-1)?)
                 }
             }
             Pooling::Max | Pooling::Mean => {
                 let padding = if pooling == Pooling::Max { f64::NEG_INFINITY } else { 0.0 };
                 let steps = batch_sizes.size()[0];
                 let (padded, _) =
-                    Tensor::f_internal_pad_packed_sequence(&output, &batch_sizes, true, padding, steps)?;
-                let padded = match &unsorted {
-                    Some(indices) => padded.f_index_select(0, indices)?,
-                    None => padded,
-                };
+                    Tensor::f_internal_pad_packed_sequence(&out.output, &batch_sizes, true, padding, steps)?;
+                let padded = unsort(padded, 0)?;
                 if pooling == Pooling::Max {
-                    padded.f_max_dim(1, false)?.0 // `.max(1).values`: its backward picks one index
+                    Ok(padded.f_max_dim(1, false)?.0) // `.max(1).values`: its backward picks one index
                 } else {
                     let lengths = lengths.f_to_kind(padded.kind())?.f_to_device(padded.device())?;
-                    padded.f_sum_dim_intlist(1, false, None::<tch::Kind>)?.f_div(&lengths.f_unsqueeze(1)?)?
+                    Ok(padded
+                        .f_sum_dim_intlist(1, false, None::<tch::Kind>)?
+                        .f_div(&lengths.f_unsqueeze(1)?)?)
                 }
             }
-        };
-        Ok(features)
+        }
     }
 
     fn check_input(&self, xs: &Tensor, dims: usize) -> Result<()> {
@@ -292,6 +271,37 @@ impl SequenceClassifier {
         ensure!(size[1] >= 1, "sequences must have at least one time step");
         Ok(())
     }
+}
+
+/// Checks `lengths` is int64 [batch] with every length in 1..=max_len.
+fn check_lengths(lengths: &Tensor, batch: i64, max_len: i64) -> Result<()> {
+    ensure!(
+        lengths.size() == [batch] && lengths.kind() == tch::Kind::Int64,
+        "lengths must be int64 [{batch}], got {:?} {:?}",
+        lengths.kind(),
+        lengths.size()
+    );
+    let values = Vec::<i64>::try_from(lengths)?;
+    if let Some(bad) = values.iter().find(|&&l| !(1..=max_len).contains(&l)) {
+        bail!("lengths must lie in 1..={max_len}, got {bad}");
+    }
+    Ok(())
+}
+
+/// `pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)`: sorts the batch
+/// by length, longest first, and packs it; returns the packed data [Σ lengths, input], the
+/// batch sizes [steps] and the sort's indices (on `xs`' device; `None` for a single sequence,
+/// whose sort and un-sort are identities, pure indexing, and are skipped).
+fn pack(xs: &Tensor, lengths: &Tensor) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let (sorted, sorted_lengths, sorted_indices) = if xs.size()[0] == 1 {
+        (xs.shallow_clone(), lengths.shallow_clone(), None)
+    } else {
+        let (sorted_lengths, sorted_indices) = lengths.f_sort(0, true)?;
+        let sorted_indices = sorted_indices.f_to_device(xs.device())?;
+        (xs.f_index_select(0, &sorted_indices)?, sorted_lengths, Some(sorted_indices))
+    };
+    let (data, batch_sizes) = Tensor::f_internal_pack_padded_sequence(&sorted, &sorted_lengths, true)?;
+    Ok((data, batch_sizes, sorted_indices))
 }
 
 /// `nn.CrossEntropyLoss()(logits, targets)`: libtorch's `cross_entropy_loss` with mean reduction,
