@@ -2,11 +2,13 @@
 
 pub mod batcher;
 pub mod dataset;
+mod labels;
 pub mod tokenizer;
 pub mod vocab;
 
 pub use batcher::{Batch, Encoded, Truncate, Truncation};
-pub use dataset::{Columns, Example, Format, LabelSet};
+pub use dataset::{Columns, Example, Format};
+pub use labels::LabelSet;
 pub use tokenizer::{Tokenizer, TokenizerConfig, TokenizerMode};
 pub use vocab::Vocab;
 
