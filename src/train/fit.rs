@@ -7,21 +7,18 @@
 //! no clipping and `--adam pytorch` the losses equal `scripts/text_reference.py`'s, batch for
 //! batch. Evaluation runs under `no_grad` in evaluation mode.
 
-use std::time::Instant;
-
-use anyhow::{ensure, Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Tensor};
 
 use super::{
+    fit_loop::FitLoop,
     optim::{Adam, AdamConfig, AdamImpl, AdamState},
-    progress::Progress,
 };
 use crate::{
     data::{Encoded, LabelSet},
-    infer::{evaluate, metrics::Metrics},
-    nn::{weighted_cross_entropy, TextClassifier},
-    runtime::rng::{generator_state, set_generator_state},
+    infer::metrics::Metrics,
+    nn::TextClassifier,
 };
 
 /// How to train.
@@ -124,7 +121,7 @@ impl Position {
 
     /// What the best epoch so far scored: its dev accuracy (without dev data, its number, so
     /// the last epoch is the best); `None` before the first epoch ends.
-    fn best_score(&self) -> Option<f64> {
+    pub(super) fn best_score(&self) -> Option<f64> {
         let best = self.reports.iter().rev().find(|r| r.best)?;
         Some(best.dev.as_ref().map_or(best.epoch as f64, |m| m.accuracy))
     }
@@ -222,115 +219,7 @@ pub fn fit_from(
     resume: Option<Resume>,
     observer: &mut dyn Observer,
 ) -> Result<FitOutcome> {
-    ensure!(options.batch_size >= 1, "--batch-size must be at least 1");
-    ensure!(!train.is_empty(), "no training data");
-    let mut optimizer = Adam::new(options.adam, vs, options.adam_config)?;
-    let class_weights = options
-        .class_weights
-        .as_deref()
-        .map(|w| Tensor::from_slice(w).f_to_device(options.device))
-        .transpose()?;
-    let num_batches = train.len().div_ceil(options.batch_size);
-    let mut position = Position::default();
-    // Mid-epoch, the saved generator states are restored after the epoch's order is redrawn.
-    let mut restore: Option<(Tensor, Vec<(Device, Tensor)>)> = None;
-    if let Some(resume) = resume {
-        optimizer.load_state(&resume.adam)?;
-        position = resume.position;
-        ensure!(
-            position.batches_done < num_batches && position.batch_losses.len() == position.batches_done,
-            "the saved position (batch {} of {num_batches}) does not fit this data",
-            position.batches_done
-        );
-        if position.batches_done == 0 {
-            for (device, state) in &resume.generators {
-                set_generator_state(*device, state)?;
-            }
-        } else {
-            let epoch_rng =
-                resume.epoch_rng.context("the saved position lacks the epoch's generator state")?;
-            restore = Some((epoch_rng, resume.generators));
-        }
-    }
-    while position.epochs_done() < options.epochs {
-        let epoch = position.epochs_done() + 1;
-        // The epoch's batch order, and the generator state it was drawn from.
-        let (epoch_rng, batches) = match restore.take() {
-            Some((epoch_rng, generators)) => {
-                set_generator_state(Device::Cpu, &epoch_rng)?;
-                let batches = train.epoch_batches(options.batch_size, options.bucket)?;
-                for (device, state) in &generators {
-                    set_generator_state(*device, state)?;
-                }
-                (Some(epoch_rng), batches)
-            }
-            None => {
-                let epoch_rng = options.resumable.then(|| generator_state(Device::Cpu)).transpose()?;
-                (epoch_rng, train.epoch_batches(options.batch_size, options.bucket)?)
-            }
-        };
-        let started = Instant::now();
-        let seconds_before = position.seconds;
-        let mut progress =
-            Progress::new(num_batches, format!("epoch {epoch}/{}", options.epochs), options.progress);
-        let mut loss_sum: f64 = position.batch_losses.iter().map(|&l| f64::from(l)).sum();
-        for indices in &batches[position.batches_done..] {
-            let batch = train.batch(indices)?.to_device(options.device)?;
-            let logits = model.forward(&batch.tokens, &batch.lengths, true)?;
-            let loss = weighted_cross_entropy(&logits, &batch.labels, class_weights.as_ref())?;
-            optimizer.backward_step_clip(&loss, options.clip_grad_norm)?;
-            let loss = loss.f_double_value(&[])?;
-            ensure!(
-                loss.is_finite(),
-                "the training loss became {loss} in epoch {epoch}; lower --lr or set --clip-grad-norm"
-            );
-            position.batch_losses.push(loss as f32);
-            loss_sum += f64::from(loss as f32);
-            position.batches_done += 1;
-            position.texts_seen += indices.len();
-            position.seconds = seconds_before + started.elapsed().as_secs_f64();
-            progress.update(
-                position.batches_done,
-                loss_sum / position.batches_done as f64,
-                position.texts_seen,
-            );
-            let snapshot =
-                Snapshot { position: &position, optimizer: &optimizer, epoch_rng: epoch_rng.as_ref() };
-            if observer.after_batch(&snapshot)? == Flow::Stop {
-                progress.finish();
-                return Ok(FitOutcome { reports: position.reports, stopped: true });
-            }
-        }
-        progress.finish();
-        let seconds = position.seconds;
-        let dev_metrics = match dev {
-            Some((data, labels)) => {
-                Some(evaluate(model, data, labels, options.batch_size.max(256), options.device)?)
-            }
-            None => None,
-        };
-        let accuracy = dev_metrics.as_ref().map_or(epoch as f64, |m| m.accuracy);
-        let best = position.best_score().is_none_or(|b| accuracy > b);
-        let batch_losses = std::mem::take(&mut position.batch_losses);
-        let report = EpochReport {
-            epoch,
-            train_loss: loss_sum / batch_losses.len() as f64,
-            batch_losses,
-            dev: dev_metrics,
-            seconds,
-            texts_per_second: train.len() as f64 / seconds.max(1e-9),
-            best,
-        };
-        position.reports.push(report.clone());
-        position.batches_done = 0;
-        position.texts_seen = 0;
-        position.seconds = 0.0;
-        let snapshot = Snapshot { position: &position, optimizer: &optimizer, epoch_rng: None };
-        if observer.after_epoch(&report, &snapshot)? == Flow::Stop && epoch < options.epochs {
-            return Ok(FitOutcome { reports: position.reports, stopped: true });
-        }
-    }
-    Ok(FitOutcome { reports: position.reports, stopped: false })
+    FitLoop::start(model, vs, train, dev, options, resume)?.run(observer)
 }
 
 #[cfg(test)]

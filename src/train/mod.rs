@@ -11,6 +11,7 @@
 
 mod config;
 pub mod fit;
+mod fit_loop;
 mod interrupt;
 pub mod optim;
 pub mod progress;
