@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
+use tch::Device;
 
 use crate::{
     checkpoint::DEFAULT_CHECKPOINT,
@@ -11,8 +12,8 @@ use crate::{
     nn::TextClassifierConfig,
     nn::{Cell, Pooling},
     runtime::device::RuntimeArgs,
-    train::optim::AdamImpl,
-    train::ClassWeights,
+    train::optim::{AdamConfig, AdamImpl},
+    train::{ClassWeights, TrainOptions},
 };
 
 /// The three splits, as loaded.
@@ -197,6 +198,28 @@ impl TrainConfig {
             embedding_dropout: self.embedding_dropout,
             pooling: self.pooling,
             output_dropout: self.output_dropout,
+        }
+    }
+
+    /// The fit loop's options these flags describe, with Adam's hyperparameters, the loss's
+    /// class weights and the device; resumable.
+    pub(super) fn train_options(
+        &self,
+        adam_config: AdamConfig,
+        class_weights: Option<Vec<f32>>,
+        device: Device,
+    ) -> TrainOptions {
+        TrainOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            bucket: self.bucket,
+            adam: self.adam,
+            adam_config,
+            clip_grad_norm: self.clip_grad_norm,
+            class_weights,
+            device,
+            progress: !self.quiet,
+            resumable: true,
         }
     }
 

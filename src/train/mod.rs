@@ -15,6 +15,7 @@ mod fit_loop;
 mod interrupt;
 pub mod optim;
 pub mod progress;
+mod report;
 mod run;
 pub mod state;
 

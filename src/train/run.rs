@@ -15,12 +15,12 @@ use std::{
 };
 
 use anyhow::{bail, ensure, Context, Result};
-use serde::Serialize;
 use tch::{nn, Device};
 
 use super::{
     fit::{self, EpochReport, Flow, Observer, Resume, Snapshot, TrainOptions},
     optim::AdamConfig,
+    report::{ExportedData, TrainReport},
     state::{DataHash, StateFiles, StateTensors, TrainingState},
     Interrupt, Interrupted, TrainConfig,
 };
@@ -121,7 +121,157 @@ impl<'a> Run<'a> {
         config.validate()?;
         let report_file = config.report.as_deref().map(JsonFile::create).transpose()?;
         let export_file = config.export_encoded.as_deref().map(JsonFile::create).transpose()?;
+        let encoded = EncodedData::read(&config)?;
+        let model_config = config.model_config(encoded.vocab.len(), encoded.labels.len());
+        let class_weights = config.class_weights.weights(&encoded.train.labels, encoded.labels.len());
+        if let Some(file) = export_file {
+            file.write(&ExportedData::new(&encoded, &config, model_config, class_weights.clone()))?;
+        }
+        let (vs, model) = build_model(&config, model_config, device)?;
+        let EncodedData { data, labels, tokenizer, vocab, train, dev, test } = encoded;
+        let checkpoint_config =
+            CheckpointConfig::new(model_config, tokenizer.config(), config.truncate(), &vocab, &labels);
+        let options = config.train_options(adam_config, class_weights, device);
+        Ok(Self {
+            config,
+            workdir,
+            interrupt,
+            started,
+            device,
+            labels,
+            train,
+            dev,
+            test,
+            data,
+            vs,
+            model,
+            checkpoint_config,
+            options,
+            report_file,
+        })
+    }
 
+    /// Trains (from the start, or from a saved state and whether its directory's model is the
+    /// run's best), evaluates the best epoch on the test data, marks the state finished and
+    /// writes the report.
+    fn go(mut self, resume: Option<(Resume, bool)>) -> Result<TrainOutcome> {
+        let report_file = self.report_file.take();
+        let (epochs, saver) = self.train_epochs(resume)?;
+        let out = &self.config.out;
+        if epochs.is_empty() {
+            checkpoint::save(out, &self.checkpoint_config, &self.vs)?;
+            eprintln!("no epochs: saved the initial model to {}", out.display());
+        }
+        let best_epoch = epochs.iter().rev().find(|e| e.best).map(|e| e.epoch);
+        let test_metrics = self.test(best_epoch)?;
+        self.save_finished(&epochs, saver.best_saved, test_metrics.clone())?;
+
+        let seconds = self.started.elapsed().as_secs_f64();
+        let training_seconds: f64 = epochs.iter().map(|e| e.seconds).sum();
+        let (saves, save_seconds) = (saver.saves, saver.save_seconds);
+        eprintln!(
+            "done in {seconds:.1} s; checkpoint: {} (saved {saves} times during training: {save_seconds:.2} s, \
+             {:.1} % of the training time)",
+            out.display(),
+            100.0 * save_seconds / training_seconds.max(1e-9)
+        );
+        if let Some(file) = report_file {
+            file.write(&TrainReport {
+                config: &self.config,
+                labels: self.labels.names(),
+                vocab_size: self.checkpoint_config.vocab.len(),
+                train_texts: self.train.len(),
+                dev_texts: self.dev.as_ref().map_or(0, Encoded::len),
+                test_texts: self.test.as_ref().map_or(0, Encoded::len),
+                epochs: &epochs,
+                best_epoch,
+                test: test_metrics.clone(),
+                seconds,
+            })?;
+        }
+        Ok(TrainOutcome { epochs, best_epoch, test: test_metrics })
+    }
+
+    /// Runs the fit loop with a [`Saver`]; returns the epochs' reports and the saver, or an
+    /// [`Interrupted`] error when the run was stopped.
+    fn train_epochs(&self, resume: Option<(Resume, bool)>) -> Result<(Vec<EpochReport>, Saver<'_, 'a>)> {
+        let (resume, best_saved) = resume.map_or((None, false), |(r, best)| (Some(r), best));
+        let mut saver = Saver { run: self, best_saved, saved_at: (0, 0), saves: 0, save_seconds: 0.0 };
+        let dev = self.dev.as_ref().map(|d| (d, &self.labels));
+        let fit = fit::fit_from(&self.model, &self.vs, &self.train, dev, &self.options, resume, &mut saver)?;
+        let (epochs_done, batches_done) = saver.saved_at;
+        let out = &self.config.out;
+        if fit.stopped {
+            bail!(Interrupted {
+                message: format!(
+                    "interrupted: saved the training state (epoch {} of {}, batch {batches_done}) in {}; \
+                     resume with `lstm-tch train --resume {}`",
+                    epochs_done + 1,
+                    self.config.epochs,
+                    out.display(),
+                    out.display()
+                )
+            });
+        }
+        Ok((fit.reports, saver))
+    }
+
+    /// The best epoch's metrics on the test data (the model saved in the checkpoint
+    /// directory), if there is test data.
+    fn test(&self, best_epoch: Option<usize>) -> Result<Option<Metrics>> {
+        let Some(test) = &self.test else { return Ok(None) };
+        let best = checkpoint::load(&self.config.out, self.device)?;
+        let metrics = infer::evaluate(&best.model, test, &self.labels, 256, self.device)?;
+        eprintln!(
+            "test (best epoch {}): accuracy {:.4}  macro-F1 {:.4}  ({} texts)",
+            best_epoch.map_or("-".to_owned(), |e| e.to_string()),
+            metrics.accuracy,
+            metrics.macro_f1,
+            metrics.total
+        );
+        Ok(Some(metrics))
+    }
+
+    /// Saves the finished state: the reports and the test metrics, no tensors (the run cannot
+    /// go on).
+    fn save_finished(&self, epochs: &[EpochReport], best_saved: bool, test: Option<Metrics>) -> Result<()> {
+        let position = fit::Position { reports: epochs.to_vec(), ..Default::default() };
+        let mut finished = self.state(&position, Vec::new(), best_saved || !epochs.is_empty());
+        finished.finished = true;
+        finished.test = test;
+        checkpoint::save_with(&self.config.out, &self.checkpoint_config, Weights::Kept, |dir| {
+            StateFiles { state: finished, tensors: None }.write(dir)
+        })
+    }
+
+    /// The training state at `position`.
+    fn state(&self, position: &fit::Position, adam_steps: Vec<u64>, best_saved: bool) -> TrainingState {
+        TrainingState::new(&self.config, &self.workdir, &self.data, position, adam_steps, best_saved)
+    }
+}
+
+/// A run's data, read and encoded: its splits' hashes, labels, tokenizer and vocabulary.
+pub(super) struct EncodedData {
+    /// Each split's size and SHA-256.
+    pub(super) data: Vec<DataHash>,
+    /// The training data's labels.
+    pub(super) labels: LabelSet,
+    /// The tokenizer the flags describe.
+    pub(super) tokenizer: Tokenizer,
+    /// The training data's vocabulary.
+    pub(super) vocab: Vocab,
+    /// The training texts, encoded.
+    pub(super) train: Encoded,
+    /// The dev texts, encoded.
+    pub(super) dev: Option<Encoded>,
+    /// The test texts, encoded.
+    pub(super) test: Option<Encoded>,
+}
+
+impl EncodedData {
+    /// Reads the splits `config` names, builds the labels and the vocabulary from the training
+    /// data, encodes every split and says what it read.
+    fn read(config: &TrainConfig) -> Result<Self> {
         let splits = config.splits()?;
         let mut data = vec![DataHash::new("train", &splits.train)];
         data.extend(splits.dev.as_deref().map(|d| DataHash::new("dev", d)));
@@ -154,147 +304,23 @@ impl<'a> Run<'a> {
             labels.names().join(", "),
             vocab.len()
         );
-
-        let model_config = config.model_config(vocab.len(), labels.len());
-        let class_weights = config.class_weights.weights(&train.labels, labels.len());
-        if let Some(file) = export_file {
-            file.write(&ExportedData {
-                model: model_config,
-                train: (&train).into(),
-                dev: dev.as_ref().map(Into::into),
-                test: test.as_ref().map(Into::into),
-                batch_size: config.batch_size,
-                bucket: config.bucket,
-                class_weights: class_weights.clone(),
-                epochs: config.epochs,
-                lr: config.lr,
-                seed: config.seed,
-                labels: labels.names(),
-            })?;
-        }
-
-        tch::manual_seed(config.seed);
-        let mut vs = nn::VarStore::new(Device::Cpu);
-        let model = TextClassifier::new(&vs.root(), model_config)?;
-        vs.set_device(device);
-        model.flatten_parameters()?; // as PyTorch's model.to(device) does on CUDA; a no-op on the CPU
-        let checkpoint_config =
-            CheckpointConfig::new(model_config, tokenizer.config(), config.truncate(), &vocab, &labels);
-        let options = TrainOptions {
-            epochs: config.epochs,
-            batch_size: config.batch_size,
-            bucket: config.bucket,
-            adam: config.adam,
-            adam_config,
-            clip_grad_norm: config.clip_grad_norm,
-            class_weights,
-            device,
-            progress: !config.quiet,
-            resumable: true,
-        };
-        Ok(Self {
-            config,
-            workdir,
-            interrupt,
-            started,
-            device,
-            labels,
-            train,
-            dev,
-            test,
-            data,
-            vs,
-            model,
-            checkpoint_config,
-            options,
-            report_file,
-        })
+        Ok(Self { data, labels, tokenizer, vocab, train, dev, test })
     }
+}
 
-    /// Trains (from the start, or from a saved state and whether its directory's model is the
-    /// run's best), evaluates the best epoch on the test data, marks the state finished and
-    /// writes the report.
-    fn go(mut self, resume: Option<(Resume, bool)>) -> Result<TrainOutcome> {
-        let report_file = self.report_file.take();
-        let (resume, best_saved) = resume.map_or((None, false), |(r, best)| (Some(r), best));
-        let mut saver = Saver { run: &self, best_saved, saved_at: (0, 0), saves: 0, save_seconds: 0.0 };
-        let dev = self.dev.as_ref().map(|d| (d, &self.labels));
-        let fit = fit::fit_from(&self.model, &self.vs, &self.train, dev, &self.options, resume, &mut saver)?;
-        let (best_saved, (epochs_done, batches_done)) = (saver.best_saved, saver.saved_at);
-        let (saves, save_seconds) = (saver.saves, saver.save_seconds);
-        let out = &self.config.out;
-        if fit.stopped {
-            bail!(Interrupted {
-                message: format!(
-                    "interrupted: saved the training state (epoch {} of {}, batch {batches_done}) in {}; \
-                     resume with `lstm-tch train --resume {}`",
-                    epochs_done + 1,
-                    self.config.epochs,
-                    out.display(),
-                    out.display()
-                )
-            });
-        }
-        let epochs = fit.reports;
-        if epochs.is_empty() {
-            checkpoint::save(out, &self.checkpoint_config, &self.vs)?;
-            eprintln!("no epochs: saved the initial model to {}", out.display());
-        }
-        let best_epoch = epochs.iter().rev().find(|e| e.best).map(|e| e.epoch);
-
-        let test_metrics = match &self.test {
-            Some(test) => {
-                let best = checkpoint::load(out, self.device)?;
-                let metrics = infer::evaluate(&best.model, test, &self.labels, 256, self.device)?;
-                eprintln!(
-                    "test (best epoch {}): accuracy {:.4}  macro-F1 {:.4}  ({} texts)",
-                    best_epoch.map_or("-".to_owned(), |e| e.to_string()),
-                    metrics.accuracy,
-                    metrics.macro_f1,
-                    metrics.total
-                );
-                Some(metrics)
-            }
-            None => None,
-        };
-        // The finished state: the report, no tensors (the run cannot go on).
-        let position = fit::Position { reports: epochs.clone(), ..Default::default() };
-        let mut finished = self.state(&position, Vec::new(), best_saved || !epochs.is_empty());
-        finished.finished = true;
-        finished.test = test_metrics.clone();
-        checkpoint::save_with(out, &self.checkpoint_config, Weights::Kept, |dir| {
-            StateFiles { state: finished, tensors: None }.write(dir)
-        })?;
-
-        let seconds = self.started.elapsed().as_secs_f64();
-        let training_seconds: f64 = epochs.iter().map(|e| e.seconds).sum();
-        eprintln!(
-            "done in {seconds:.1} s; checkpoint: {} (saved {saves} times during training: {save_seconds:.2} s, \
-             {:.1} % of the training time)",
-            out.display(),
-            100.0 * save_seconds / training_seconds.max(1e-9)
-        );
-        if let Some(file) = report_file {
-            file.write(&TrainReport {
-                config: &self.config,
-                labels: self.labels.names(),
-                vocab_size: self.checkpoint_config.vocab.len(),
-                train_texts: self.train.len(),
-                dev_texts: self.dev.as_ref().map_or(0, Encoded::len),
-                test_texts: self.test.as_ref().map_or(0, Encoded::len),
-                epochs: &epochs,
-                best_epoch,
-                test: test_metrics.clone(),
-                seconds,
-            })?;
-        }
-        Ok(TrainOutcome { epochs, best_epoch, test: test_metrics })
-    }
-
-    /// The training state at `position`.
-    fn state(&self, position: &fit::Position, adam_steps: Vec<u64>, best_saved: bool) -> TrainingState {
-        TrainingState::new(&self.config, &self.workdir, &self.data, position, adam_steps, best_saved)
-    }
+/// Seeds the default generator with `config.seed`, builds the model on the CPU (its
+/// initialisation draws) and moves it to `device`.
+fn build_model(
+    config: &TrainConfig,
+    model_config: TextClassifierConfig,
+    device: Device,
+) -> Result<(nn::VarStore, TextClassifier)> {
+    tch::manual_seed(config.seed);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = TextClassifier::new(&vs.root(), model_config)?;
+    vs.set_device(device);
+    model.flatten_parameters()?; // as PyTorch's model.to(device) does on CUDA; a no-op on the CPU
+    Ok((vs, model))
 }
 
 /// Saves the checkpoint directory and the training state at the points [`train`] promises, and
@@ -367,50 +393,5 @@ impl Observer for Saver<'_, '_> {
         );
         self.save(snapshot, epoch.best)?;
         Ok(if self.run.interrupt.requested() { Flow::Stop } else { Flow::Continue })
-    }
-}
-
-/// `train`'s `--report`.
-#[derive(Debug, Serialize)]
-struct TrainReport<'a> {
-    config: &'a TrainConfig,
-    labels: &'a [String],
-    vocab_size: usize,
-    train_texts: usize,
-    dev_texts: usize,
-    test_texts: usize,
-    epochs: &'a [EpochReport],
-    best_epoch: Option<usize>,
-    test: Option<Metrics>,
-    seconds: f64,
-}
-
-/// `--export-encoded`: what scripts/text_reference.py trains on.
-#[derive(Debug, Serialize)]
-struct ExportedData<'a> {
-    model: TextClassifierConfig,
-    train: ExportedSplit,
-    dev: Option<ExportedSplit>,
-    test: Option<ExportedSplit>,
-    batch_size: usize,
-    /// `--bucket`: length-bucketed batches (src/data/batcher.rs).
-    bucket: bool,
-    /// `--class-weights`: the loss's class weights, if any.
-    class_weights: Option<Vec<f32>>,
-    epochs: usize,
-    lr: f64,
-    seed: i64,
-    labels: &'a [String],
-}
-
-#[derive(Debug, Serialize)]
-struct ExportedSplit {
-    ids: Vec<Vec<i64>>,
-    labels: Vec<i64>,
-}
-
-impl From<&Encoded> for ExportedSplit {
-    fn from(e: &Encoded) -> Self {
-        Self { ids: (0..e.len()).map(|i| e.ids(i).to_vec()).collect(), labels: e.labels.clone() }
     }
 }
