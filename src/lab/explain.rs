@@ -28,7 +28,10 @@ use crate::{
         self,
         metrics::{argmax, pad},
     },
-    nn::{equations, Cell, Pooling},
+    nn::{
+        equations::{self, Unrolled},
+        Cell, Pooling, TextClassifier, TextClassifierConfig,
+    },
 };
 
 /// Largest difference allowed between the equations' logits and the fused kernel's before
@@ -106,6 +109,39 @@ pub struct Explanation {
 pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
     let on_cpu = ckpt.vs.device() == Device::Cpu;
     ensure!(on_cpu, "explain runs on the CPU; load the checkpoint there");
+    let (ids, shown) = kept_tokens(ckpt, text);
+    let model = &ckpt.model;
+    let config = model.config();
+    let dirs = if config.bidirectional { 2 } else { 1 };
+    let n = ids.len();
+    tch::no_grad(|| -> Result<Explanation> {
+        let xs = model.embed(&Tensor::from_slice(&ids).f_view([1, n as i64])?)?;
+        let params = model.classifier().rnn_parameters();
+        let unrolled = equations::unroll(&xs, params, config.cell, config.num_layers, config.bidirectional)?;
+        let from_equations = equations_logits(model, &unrolled)?;
+        let (probs, whole_logits, whole) = running_probabilities(model, &ids)?;
+        let classes = ckpt.labels.len();
+        let difference = (from_equations - whole_logits).f_abs()?.f_max()?.f_double_value(&[])?;
+        let rows = traces(config, &unrolled, shown, &probs, classes)?;
+        Ok(Explanation {
+            text: text.to_owned(),
+            labels: ckpt.labels.names().to_vec(),
+            label: ckpt.labels.names()[argmax(&whole)].clone(),
+            probabilities: whole,
+            cell: config.cell,
+            directions: ["forward", "backward"][..dirs as usize].iter().map(|s| s.to_string()).collect(),
+            gate_names: equations::gate_names(config.cell).iter().map(|g| g.to_string()).collect(),
+            norm_names: vec![norm_name(config.cell).to_owned()],
+            tokens: rows,
+            max_logit_difference: difference,
+            agrees: difference <= TOLERANCE,
+        })
+    })
+}
+
+/// The ids of `text`'s tokens that truncation keeps, with each one's text and whether the
+/// vocabulary knows it.
+fn kept_tokens(ckpt: &Checkpoint, text: &str) -> (Vec<i64>, Vec<(String, bool)>) {
     let tokens = ckpt.tokenizer.tokenize(text);
     let ids = ckpt.vocab.encode(&tokens);
     // The positions truncation keeps, applied to token indices.
@@ -119,88 +155,94 @@ pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
             None => ("<empty>".to_owned(), false),
         })
         .collect();
+    (ids, shown)
+}
 
-    let model = &ckpt.model;
+/// The logits of the whole text from the equations, pooled as the model pools.
+fn equations_logits(model: &TextClassifier, unrolled: &Unrolled) -> Result<Tensor> {
     let config = model.config();
-    let (layers, dirs) = (config.num_layers, if config.bidirectional { 2 } else { 1 });
-    let n = ids.len();
-    tch::no_grad(|| -> Result<Explanation> {
-        let xs = model.embed(&Tensor::from_slice(&ids).f_view([1, n as i64])?)?;
-        let params = model.classifier().rnn_parameters();
-        let unrolled = equations::unroll(&xs, params, config.cell, layers, config.bidirectional)?;
-        // The logits of the whole text from the equations, pooled as the model pools.
-        let features = match config.pooling {
-            Pooling::Last if config.bidirectional => {
-                Tensor::f_cat(&[unrolled.h_n.f_get(-2)?, unrolled.h_n.f_get(-1)?], 1)?
-            }
-            Pooling::Last => unrolled.h_n.f_get(-1)?,
-            Pooling::Max => unrolled.output.f_max_dim(1, false)?.0,
-            Pooling::Mean => unrolled.output.f_mean_dim(1, false, Kind::Float)?,
-        };
-        let from_equations = model.classifier().classify(&features)?;
-        // The model itself on every prefix: the probabilities if the text ended there. The whole
-        // text runs alone, as `predict` runs one text, so that its answer is predict's to the bit
-        // (a batch of another size may round the matrix products differently); the shorter
-        // prefixes run as one batch.
-        let softmax = |logits: &Tensor| -> Result<Vec<f32>> {
-            Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
-        };
-        let run = |texts: &[Vec<i64>]| {
-            infer::logits(model, &Encoded::from_ids(texts, vec![0; texts.len()])?, texts.len(), Device::Cpu)
-        };
-        let prefixes: Vec<Vec<i64>> = (1..n).map(|k| ids[..k].to_vec()).collect();
-        let mut probs = if prefixes.is_empty() { vec![] } else { softmax(&run(&prefixes)?)? };
-        let whole_logits = run(std::slice::from_ref(&ids))?;
-        let whole = softmax(&whole_logits)?;
-        probs.extend_from_slice(&whole);
-        let classes = ckpt.labels.len();
-        let difference = (from_equations - whole_logits).f_abs()?.f_max()?.f_double_value(&[])?;
-
-        let last_layer = ((layers - 1) * dirs) as usize..(layers * dirs) as usize;
-        let mean = |t: &Tensor| t.f_mean(Kind::Float)?.f_double_value(&[]).map(|v| v as f32);
-        let norm = |t: &Tensor| t.f_norm()?.f_double_value(&[]).map(|v| v as f32);
-        let gate_names = equations::gate_names(config.cell);
-        let norm_name = if config.cell == Cell::Lstm { "cell" } else { "hidden" };
-        let mut rows = Vec::with_capacity(n);
-        for (t, (token, known)) in shown.into_iter().enumerate() {
-            let mut gates: Vec<(String, Vec<f32>)> =
-                gate_names.iter().map(|g| (g.to_string(), vec![])).collect();
-            let mut state_norm = vec![];
-            for d in last_layer.clone() {
-                let step = &unrolled.steps[d][t];
-                for ((_, values), (_, gate)) in gates.iter_mut().zip(step.gates.named()) {
-                    values.push(mean(gate)?);
-                }
-                let state = if config.cell == Cell::Lstm {
-                    step.c.as_ref().context("an LSTM step without a cell state")?
-                } else {
-                    &step.h
-                };
-                state_norm.push(norm(state)?);
-            }
-            let probabilities = probs[t * classes..(t + 1) * classes].to_vec();
-            rows.push(TokenTrace {
-                token,
-                known,
-                gates: Named(gates),
-                norms: Named(vec![(norm_name.to_owned(), state_norm)]),
-                probabilities,
-            });
+    let features = match config.pooling {
+        Pooling::Last if config.bidirectional => {
+            Tensor::f_cat(&[unrolled.h_n.f_get(-2)?, unrolled.h_n.f_get(-1)?], 1)?
         }
-        Ok(Explanation {
-            text: text.to_owned(),
-            labels: ckpt.labels.names().to_vec(),
-            label: ckpt.labels.names()[argmax(&whole)].clone(),
-            probabilities: whole,
-            cell: config.cell,
-            directions: ["forward", "backward"][..dirs as usize].iter().map(|s| s.to_string()).collect(),
-            gate_names: gate_names.iter().map(|g| g.to_string()).collect(),
-            norm_names: vec![norm_name.to_owned()],
-            tokens: rows,
-            max_logit_difference: difference,
-            agrees: difference <= TOLERANCE,
-        })
-    })
+        Pooling::Last => unrolled.h_n.f_get(-1)?,
+        Pooling::Max => unrolled.output.f_max_dim(1, false)?.0,
+        Pooling::Mean => unrolled.output.f_mean_dim(1, false, Kind::Float)?,
+    };
+    model.classifier().classify(&features)
+}
+
+/// The model's class probabilities of every prefix of `ids`, shortest first, one row of classes
+/// after another; then the whole text's logits and probabilities (the last row).
+fn running_probabilities(model: &TextClassifier, ids: &[i64]) -> Result<(Vec<f32>, Tensor, Vec<f32>)> {
+    // The model itself on every prefix: the probabilities if the text ended there. The whole
+    // text runs alone, as `predict` runs one text, so that its answer is predict's to the bit
+    // (a batch of another size may round the matrix products differently); the shorter
+    // prefixes run as one batch.
+    let softmax = |logits: &Tensor| -> Result<Vec<f32>> {
+        Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
+    };
+    let run = |texts: &[Vec<i64>]| {
+        infer::logits(model, &Encoded::from_ids(texts, vec![0; texts.len()])?, texts.len(), Device::Cpu)
+    };
+    let prefixes: Vec<Vec<i64>> = (1..ids.len()).map(|k| ids[..k].to_vec()).collect();
+    let mut probs = if prefixes.is_empty() { vec![] } else { softmax(&run(&prefixes)?)? };
+    let whole_logits = run(&[ids.to_vec()])?;
+    let whole = softmax(&whole_logits)?;
+    probs.extend_from_slice(&whole);
+    Ok((probs, whole_logits, whole))
+}
+
+/// The state whose norm each token reports: `cell` for the LSTM, `hidden` otherwise.
+fn norm_name(cell: Cell) -> &'static str {
+    if cell == Cell::Lstm {
+        "cell"
+    } else {
+        "hidden"
+    }
+}
+
+/// One row per token of `shown`: the gates' means and the state's norm in each direction of the
+/// last layer of `unrolled`, and the probabilities (`classes` of them per token, in `probs`) of
+/// the text cut off after it.
+fn traces(
+    config: &TextClassifierConfig,
+    unrolled: &Unrolled,
+    shown: Vec<(String, bool)>,
+    probs: &[f32],
+    classes: usize,
+) -> Result<Vec<TokenTrace>> {
+    let (layers, dirs) = (config.num_layers, if config.bidirectional { 2 } else { 1 });
+    let last_layer = ((layers - 1) * dirs) as usize..(layers * dirs) as usize;
+    let mean = |t: &Tensor| t.f_mean(Kind::Float)?.f_double_value(&[]).map(|v| v as f32);
+    let norm = |t: &Tensor| t.f_norm()?.f_double_value(&[]).map(|v| v as f32);
+    let gate_names = equations::gate_names(config.cell);
+    let mut rows = Vec::with_capacity(shown.len());
+    for (t, (token, known)) in shown.into_iter().enumerate() {
+        let mut gates: Vec<(String, Vec<f32>)> = gate_names.iter().map(|g| (g.to_string(), vec![])).collect();
+        let mut state_norm = vec![];
+        for d in last_layer.clone() {
+            let step = &unrolled.steps[d][t];
+            for ((_, values), (_, gate)) in gates.iter_mut().zip(step.gates.named()) {
+                values.push(mean(gate)?);
+            }
+            let state = if config.cell == Cell::Lstm {
+                step.c.as_ref().context("an LSTM step without a cell state")?
+            } else {
+                &step.h
+            };
+            state_norm.push(norm(state)?);
+        }
+        let probabilities = probs[t * classes..(t + 1) * classes].to_vec();
+        rows.push(TokenTrace {
+            token,
+            known,
+            gates: Named(gates),
+            norms: Named(vec![(norm_name(config.cell).to_owned(), state_norm)]),
+            probabilities,
+        });
+    }
+    Ok(rows)
 }
 
 /// A bar of eighths for a value in [0, 1].

@@ -84,6 +84,7 @@ struct Panel {
 }
 
 impl Panel {
+    /// Checks `map` and lays it out, its texts as `shown` draws them.
     fn new(map: &HeatMap, shown: &mut Shown) -> Result<Self> {
         let n = map.tokens.len();
         ensure!(n > 0, "a heat map with no tokens: {}", map.title);
@@ -128,31 +129,14 @@ impl Panel {
         Ok(Self { title, tokens, names, note, columns, cell_w, grid_left, row_tops, width, height })
     }
 
+    /// Draws the panel with its top edge at `top`: the title, the rows, the tokens under them,
+    /// the note and the colour bar.
     fn draw(&self, canvas: &Canvas, map: &HeatMap, top: i32) -> Result<()> {
         let face = canvas.face;
         let title = fit(face, &self.title, TITLE, self.width - 2 * PAD);
         canvas.text(&title, (PAD, top + PAD + 10), TITLE, INK, Align::Left)?;
         for ((row, name), &row_top) in map.rows.iter().zip(&self.names).zip(&self.row_tops) {
-            let y = top + row_top;
-            canvas.text(name, (self.grid_left - 10, y + CELL_H / 2), LABEL, INK, Align::Right)?;
-            let finite = row.values.iter().copied().filter(|v| v.is_finite());
-            let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
-            for (i, &v) in row.values.iter().take(self.columns).enumerate() {
-                let x = self.grid_left + i as i32 * self.cell_w;
-                let (fill, label) = if v.is_finite() {
-                    let t = match row.scale {
-                        Scale::Unit => v.clamp(0.0, 1.0),
-                        Scale::PerRow if hi > lo => (v - lo) / (hi - lo),
-                        Scale::PerRow => 0.5,
-                    };
-                    (ViridisRGB.get_color(t), value_label(v, row.scale))
-                } else {
-                    (LIGHT, "nan".to_owned())
-                };
-                canvas.rect((x + 1, y + 1), (x + self.cell_w - 1, y + CELL_H - 1), fill)?;
-                let ink = if luminance(fill) > 0.5 { INK } else { WHITE };
-                canvas.text(&label, (x + self.cell_w / 2, y + CELL_H / 2), VALUE, ink, Align::Center)?;
-            }
+            self.draw_row(canvas, row, name, top + row_top)?;
         }
         let grid_bottom = top + self.row_tops.last().copied().unwrap_or(0) + CELL_H;
         for (i, (token, muted)) in self.tokens.iter().take(self.columns).enumerate() {
@@ -170,9 +154,38 @@ impl Panel {
             let line = fit(face, line, NOTE, self.width - 2 * PAD);
             canvas.text(&line, (PAD, grid_bottom + 28 + 14 + 20 * i as i32), NOTE, GREY, Align::Left)?;
         }
-        // The colour bar: 0 at the bottom, 1 at the top, over the grid's height (at most 160 px).
+        self.draw_colour_bar(canvas, top + self.row_tops[0], grid_bottom)
+    }
+
+    /// Draws one row with its top edge at `y`: its name at the left, then a coloured cell
+    /// carrying its value per shown token.
+    fn draw_row(&self, canvas: &Canvas, row: &Row, name: &str, y: i32) -> Result<()> {
+        canvas.text(name, (self.grid_left - 10, y + CELL_H / 2), LABEL, INK, Align::Right)?;
+        let finite = row.values.iter().copied().filter(|v| v.is_finite());
+        let (lo, hi) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+        for (i, &v) in row.values.iter().take(self.columns).enumerate() {
+            let x = self.grid_left + i as i32 * self.cell_w;
+            let (fill, label) = if v.is_finite() {
+                let t = match row.scale {
+                    Scale::Unit => v.clamp(0.0, 1.0),
+                    Scale::PerRow if hi > lo => (v - lo) / (hi - lo),
+                    Scale::PerRow => 0.5,
+                };
+                (ViridisRGB.get_color(t), value_label(v, row.scale))
+            } else {
+                (LIGHT, "nan".to_owned())
+            };
+            canvas.rect((x + 1, y + 1), (x + self.cell_w - 1, y + CELL_H - 1), fill)?;
+            let ink = if luminance(fill) > 0.5 { INK } else { WHITE };
+            canvas.text(&label, (x + self.cell_w / 2, y + CELL_H / 2), VALUE, ink, Align::Center)?;
+        }
+        Ok(())
+    }
+
+    /// The colour bar right of the grid: 0 at the bottom, 1 at the top, from `bar_top` over the
+    /// grid's height (at most 160 px, to `grid_bottom`).
+    fn draw_colour_bar(&self, canvas: &Canvas, bar_top: i32, grid_bottom: i32) -> Result<()> {
         let bar_left = self.grid_left + self.columns as i32 * self.cell_w + 24;
-        let bar_top = top + self.row_tops[0];
         let bar_h = (grid_bottom - bar_top).min(160);
         for dy in 0..bar_h {
             let color = ViridisRGB.get_color(1.0 - dy as f32 / (bar_h - 1).max(1) as f32);
