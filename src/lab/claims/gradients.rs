@@ -17,17 +17,15 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use super::{
-    describe_seeds,
     memory::{MemoryTask, Training, Trial},
-    Machine, ModelSize,
+    note, start, Figure, Machine, ModelSize,
 };
 use crate::{
     data::Encoded,
-    lab::plot::{self, Series, Typeface},
+    lab::plot::{Series, Typeface},
     nn::Cell,
     nn::TextClassifier,
     nn::{cross_entropy, Pooling},
-    runtime::report::JsonFile,
 };
 
 /// The norms ‖∂loss/∂x_t‖ for every step t of `tokens` [batch, T] (int64 ids, every sequence T
@@ -173,41 +171,65 @@ fn ratios(curve: &[f64], distances: &[usize]) -> Vec<(usize, f64)> {
 /// state, log y; a norm of exactly 0, an underflow, breaks its curve) into `out`.
 pub fn run(config: &GradientsConfig, out: &Path, face: &Typeface) -> Result<GradientsReport> {
     config.validate()?;
-    let machine = Machine::here();
-    let (png, json) = (out.join("gradients.png"), JsonFile::create(&out.join("gradients.json"))?);
+    let (machine, json) = start(out, "gradients.json")?;
     let mut cells = vec![];
     for &cell in &config.cells {
-        let mut per_seed = vec![];
-        let mut accuracy = vec![];
-        for &seed in &config.seeds {
-            let started = Instant::now();
-            let trial =
-                Trial::new(&config.task, &config.size, &config.training, cell, config.train_length, seed)?;
-            let probe = config.task.generate(config.length, config.probe)?;
-            let (tokens, labels) = probe_batch(&probe, config.probe)?;
-            let init = by_distance(input_gradient_norms(&trial.model, &tokens, &labels)?);
-            trial.fit(&config.training)?;
-            let trained = by_distance(input_gradient_norms(&trial.model, &tokens, &labels)?);
-            accuracy.push(trial.accuracy()?);
-            eprintln!(
-                "gradients {cell} seed {seed}: accuracy {:.3} ({:.1} s)",
-                accuracy[accuracy.len() - 1],
-                started.elapsed().as_secs_f64()
-            );
-            per_seed.push(SeedGradients { seed, init, trained });
-        }
-        let init = mean_curve(&per_seed.iter().map(|s| s.init.as_slice()).collect::<Vec<_>>());
-        let trained = mean_curve(&per_seed.iter().map(|s| s.trained.as_slice()).collect::<Vec<_>>());
-        cells.push(CellGradients {
-            cell,
-            init_ratios: ratios(&init, &config.distances),
-            trained_ratios: ratios(&trained, &config.distances),
-            init,
-            trained,
-            accuracy,
-            per_seed,
-        });
+        cells.push(measure_cell(config, cell)?);
     }
+    figure(config, &machine, &cells).draw(out, face)?;
+    let report = GradientsReport {
+        experiment: "gradients",
+        machine,
+        config: config.clone(),
+        steps_per_run: config.training.steps(),
+        cells,
+    };
+    json.write(&report)?;
+    Ok(report)
+}
+
+/// One cell's curves: per seed, a model measured at initialisation, trained and measured again.
+fn measure_cell(config: &GradientsConfig, cell: Cell) -> Result<CellGradients> {
+    let mut per_seed = vec![];
+    let mut accuracy = vec![];
+    for &seed in &config.seeds {
+        let (curves, trial_accuracy) = measure_seed(config, cell, seed)?;
+        per_seed.push(curves);
+        accuracy.push(trial_accuracy);
+    }
+    let init = mean_curve(&per_seed.iter().map(|s| s.init.as_slice()).collect::<Vec<_>>());
+    let trained = mean_curve(&per_seed.iter().map(|s| s.trained.as_slice()).collect::<Vec<_>>());
+    Ok(CellGradients {
+        cell,
+        init_ratios: ratios(&init, &config.distances),
+        trained_ratios: ratios(&trained, &config.distances),
+        init,
+        trained,
+        accuracy,
+        per_seed,
+    })
+}
+
+/// The curves of the `cell` model of `seed` before and after training, and its held-out
+/// accuracy.
+fn measure_seed(config: &GradientsConfig, cell: Cell, seed: u64) -> Result<(SeedGradients, f64)> {
+    let started = Instant::now();
+    let trial = Trial::new(&config.task, &config.size, &config.training, cell, config.train_length, seed)?;
+    let probe = config.task.generate(config.length, config.probe)?;
+    let (tokens, labels) = probe_batch(&probe, config.probe)?;
+    let init = by_distance(input_gradient_norms(&trial.model, &tokens, &labels)?);
+    trial.fit(&config.training)?;
+    let trained = by_distance(input_gradient_norms(&trial.model, &tokens, &labels)?);
+    let accuracy = trial.accuracy()?;
+    eprintln!(
+        "gradients {cell} seed {seed}: accuracy {accuracy:.3} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok((SeedGradients { seed, init, trained }, accuracy))
+}
+
+/// `gradients.png`: per cell, the curve at initialisation and trained, on a log scale.
+fn figure(config: &GradientsConfig, machine: &Machine, cells: &[CellGradients]) -> Figure<'static> {
     let positive = |y: f64| if y > 0.0 { y } else { f64::NAN };
     let series: Vec<Series> = cells
         .iter()
@@ -218,39 +240,24 @@ pub fn run(config: &GradientsConfig, out: &Path, face: &Typeface) -> Result<Grad
             })
         })
         .collect();
-    let t = &config.training;
     let title = format!(
-        "Vanishing gradients: |d loss / d x_t| against the distance T-t from the last step (T = {})\n{}; \
-         {}, geometric mean; {} sequences; trained {} Adam steps on the memory task at L = {}; hidden {}",
+        "Vanishing gradients: |d loss / d x_t| against the distance T-t from the last step (T = {})\n{}, \
+         geometric mean; {} sequences; trained {} Adam steps on the memory task at L = {}; hidden {}",
         config.length,
-        machine.describe(),
-        describe_seeds(&config.seeds),
+        note(machine, &config.seeds),
         config.probe,
-        t.steps(),
+        config.training.steps(),
         config.train_length,
         config.size.hidden_size,
     );
-    let unshown = plot::lines(
-        &png,
-        &title,
-        "distance from the last step, T - t",
-        "gradient norm (log)",
-        &series,
-        true,
-        face,
-    )?;
-    if let Some(warning) = face.warning(&unshown) {
-        eprintln!("{warning}");
+    Figure {
+        name: "gradients.png",
+        title,
+        x_label: "distance from the last step, T - t",
+        y_label: "gradient norm (log)",
+        series,
+        log_y: true,
     }
-    let report = GradientsReport {
-        experiment: "gradients",
-        machine,
-        config: config.clone(),
-        steps_per_run: t.steps(),
-        cells,
-    };
-    json.write(&report)?;
-    Ok(report)
 }
 
 #[cfg(test)]

@@ -16,13 +16,12 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
-use super::{check_list, describe_seeds, summary, Machine, ModelSize};
+use super::{check_list, note, start, summary, Figure, Machine, ModelSize};
 use crate::{
     data::Encoded,
     infer,
-    lab::plot::{self, Series, Typeface},
+    lab::plot::{Series, Typeface},
     nn::{Cell, TextClassifier},
-    runtime::report::JsonFile,
     train::{
         self,
         optim::{AdamConfig, AdamImpl},
@@ -247,25 +246,43 @@ impl MemoryConfig {
 /// `memory.png` (accuracy against length, mean over seeds with min–max bars) into `out`.
 pub fn run(config: &MemoryConfig, out: &Path, face: &Typeface) -> Result<MemoryReport> {
     config.validate()?;
-    let machine = Machine::here();
-    let (png, json) = (out.join("memory.png"), JsonFile::create(&out.join("memory.json"))?);
+    let (machine, json) = start(out, "memory.json")?;
     let mut runs = vec![];
     for &cell in &config.cells {
         for &length in &config.lengths {
             for &seed in &config.seeds {
-                let started = Instant::now();
-                let trial = Trial::new(&config.task, &config.size, &config.training, cell, length, seed)?;
-                let final_loss = trial.fit(&config.training)?;
-                let accuracy = trial.accuracy()?;
-                let seconds = started.elapsed().as_secs_f64();
-                eprintln!(
-                    "memory {cell} length {length} seed {seed}: accuracy {accuracy:.3} ({seconds:.1} s)"
-                );
-                runs.push(MemoryRun { cell, length, seed, accuracy, final_loss, seconds });
+                runs.push(train_one(config, cell, length, seed)?);
             }
         }
     }
-    let summary: Vec<MemoryPoint> = config
+    let summary = summarise(config, &runs);
+    figure(config, &machine, &summary).draw(out, face)?;
+    let report = MemoryReport {
+        experiment: "memory",
+        machine,
+        config: config.clone(),
+        steps_per_run: config.training.steps(),
+        runs,
+        summary,
+    };
+    json.write(&report)?;
+    Ok(report)
+}
+
+/// Trains and tests one model with `cell` on sequences of `length` drawn with `seed`.
+fn train_one(config: &MemoryConfig, cell: Cell, length: usize, seed: u64) -> Result<MemoryRun> {
+    let started = Instant::now();
+    let trial = Trial::new(&config.task, &config.size, &config.training, cell, length, seed)?;
+    let final_loss = trial.fit(&config.training)?;
+    let accuracy = trial.accuracy()?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("memory {cell} length {length} seed {seed}: accuracy {accuracy:.3} ({seconds:.1} s)");
+    Ok(MemoryRun { cell, length, seed, accuracy, final_loss, seconds })
+}
+
+/// The accuracy over seeds per cell and length, in the config's order.
+fn summarise(config: &MemoryConfig, runs: &[MemoryRun]) -> Vec<MemoryPoint> {
+    config
         .cells
         .iter()
         .flat_map(|&cell| config.lengths.iter().map(move |&length| (cell, length)))
@@ -275,7 +292,11 @@ pub fn run(config: &MemoryConfig, out: &Path, face: &Typeface) -> Result<MemoryR
             let (mean, min, max) = summary(&accuracies);
             MemoryPoint { cell, length, mean, min, max }
         })
-        .collect();
+        .collect()
+}
+
+/// `memory.png`: per cell, the mean accuracy against length with min–max bars.
+fn figure(config: &MemoryConfig, machine: &Machine, summary: &[MemoryPoint]) -> Figure<'static> {
     let series: Vec<Series> = config
         .cells
         .iter()
@@ -291,28 +312,21 @@ pub fn run(config: &MemoryConfig, out: &Path, face: &Typeface) -> Result<MemoryR
     let t = &config.training;
     let title = format!(
         "Memory over distance: the label is the first token, then L-1 noise tokens (chance 0.5)\n{}; \
-         {}; {} train / {} test sequences, {} Adam steps per run, hidden {}; mean, min-max bars",
-        machine.describe(),
-        describe_seeds(&config.seeds),
+         {} train / {} test sequences, {} Adam steps per run, hidden {}; mean, min-max bars",
+        note(machine, &config.seeds),
         t.train,
         t.test,
         t.steps(),
         config.size.hidden_size,
     );
-    let unshown = plot::lines(&png, &title, "sequence length L", "held-out accuracy", &series, false, face)?;
-    if let Some(warning) = face.warning(&unshown) {
-        eprintln!("{warning}");
+    Figure {
+        name: "memory.png",
+        title,
+        x_label: "sequence length L",
+        y_label: "held-out accuracy",
+        series,
+        log_y: false,
     }
-    let report = MemoryReport {
-        experiment: "memory",
-        machine,
-        config: config.clone(),
-        steps_per_run: t.steps(),
-        runs,
-        summary,
-    };
-    json.write(&report)?;
-    Ok(report)
 }
 
 #[cfg(test)]

@@ -17,14 +17,18 @@ pub mod gradients;
 pub mod memory;
 pub mod speed;
 
+use std::path::Path;
+
 use anyhow::{ensure, Result};
 use serde::Serialize;
 use tch::nn;
 
 use crate::{
+    lab::plot::{self, Series, Typeface},
     nn::Cell,
     nn::Pooling,
     nn::{TextClassifier, TextClassifierConfig},
+    runtime::report::JsonFile,
 };
 
 /// The three cells, in the order the figures list them.
@@ -81,6 +85,47 @@ pub fn describe_seeds(seeds: &[u64]) -> String {
         [one] => format!("seed {one}"),
         [first, .., last] if seeds.windows(2).all(|w| w[1] == w[0] + 1) => format!("seeds {first}-{last}"),
         _ => format!("seeds {}", seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",")),
+    }
+}
+
+/// How a figure's note begins: `machine; seeds` (`…, 1 thread, load 0.4; seeds 0-2`).
+pub(crate) fn note(machine: &Machine, seeds: &[u64]) -> String {
+    format!("{}; {}", machine.describe(), describe_seeds(seeds))
+}
+
+/// An experiment's start, before any work: this machine noted, and its JSON file `name`
+/// created in `out` (so that an unwritable directory fails first).
+pub(crate) fn start(out: &Path, name: &str) -> Result<(Machine, JsonFile)> {
+    let machine = Machine::here();
+    Ok((machine, JsonFile::create(&out.join(name))?))
+}
+
+/// A line chart an experiment writes: its file's name and what [`plot::lines`] draws.
+pub(crate) struct Figure<'a> {
+    /// The PNG file's name in the output directory.
+    pub name: &'a str,
+    /// The title, then after a `\n` the note.
+    pub title: String,
+    /// Under the x axis.
+    pub x_label: &'a str,
+    /// Above the y axis.
+    pub y_label: &'a str,
+    /// The curves.
+    pub series: Vec<Series>,
+    /// Whether y is on a log scale.
+    pub log_y: bool,
+}
+
+impl Figure<'_> {
+    /// Draws the chart into `out` with `face`, printing its warning for texts it cannot show.
+    pub fn draw(&self, out: &Path, face: &Typeface) -> Result<()> {
+        let path = out.join(self.name);
+        let unshown =
+            plot::lines(&path, &self.title, self.x_label, self.y_label, &self.series, self.log_y, face)?;
+        if let Some(warning) = face.warning(&unshown) {
+            eprintln!("{warning}");
+        }
+        Ok(())
     }
 }
 

@@ -13,12 +13,11 @@ use std::{path::Path, time::Instant};
 use anyhow::{ensure, Result};
 use serde::Serialize;
 
-use super::{check_list, describe_seeds, memory::MemoryTask, Machine, ModelSize};
+use super::{check_list, memory::MemoryTask, note, start, Figure, Machine, ModelSize};
 use crate::{
-    lab::plot::{self, Series, Typeface},
+    lab::plot::{Series, Typeface},
     nn::cross_entropy,
     nn::Cell,
-    runtime::report::JsonFile,
     train::optim::{Adam, AdamConfig, AdamImpl},
 };
 
@@ -185,6 +184,7 @@ pub struct SpeedReport {
     pub growth: Vec<Growth>,
 }
 
+/// Times every cell at each `(batch size, length)` of `shapes`, cell by cell.
 fn sweep(config: &SpeedConfig, shapes: &[(usize, usize)]) -> Result<Vec<SpeedPoint>> {
     let mut points = vec![];
     for &cell in &config.cells {
@@ -207,6 +207,7 @@ fn sweep(config: &SpeedConfig, shapes: &[(usize, usize)]) -> Result<Vec<SpeedPoi
     Ok(points)
 }
 
+/// The LSTM's median over each other cell's at every point both were timed.
 fn lstm_ratios(points: &[SpeedPoint]) -> Vec<Ratio> {
     let mut ratios = vec![];
     for lstm in points.iter().filter(|p| p.cell == Cell::Lstm) {
@@ -229,32 +230,48 @@ fn lstm_ratios(points: &[SpeedPoint]) -> Vec<Ratio> {
 /// `speed-batch.png` (ms per step against batch size) into `out`.
 pub fn run(config: &SpeedConfig, out: &Path, face: &Typeface) -> Result<SpeedReport> {
     config.validate()?;
-    let machine = Machine::here();
-    let json = JsonFile::create(&out.join("speed.json"))?;
+    let (machine, json) = start(out, "speed.json")?;
     let shapes: Vec<(usize, usize)> = config.lengths.iter().map(|&l| (config.batch_size, l)).collect();
     let by_length = sweep(config, &shapes)?;
     let shapes: Vec<(usize, usize)> = config.batch_sizes.iter().map(|&b| (b, config.length)).collect();
     let by_batch = sweep(config, &shapes)?;
-    let growth = config
-        .cells
-        .iter()
-        .map(|&cell| {
-            let points: Vec<(f64, f64)> =
-                by_length.iter().filter(|p| p.cell == cell).map(|p| (p.length as f64, p.median_ms)).collect();
-            let (first, last) = (points[0], points[points.len() - 1]);
-            Growth {
-                cell,
-                fit_ms: line_fit(&points),
-                time_ratio: last.1 / first.1,
-                length_ratio: last.0 / first.0,
-            }
-        })
-        .collect();
+    let growth = config.cells.iter().map(|&cell| growth(cell, &by_length)).collect();
     let ratios = lstm_ratios(&by_length).into_iter().chain(lstm_ratios(&by_batch)).collect();
-    let note = format!(
-        "{}; {}, embedding {}, hidden {}; median of {} steps after {} warm-up",
-        machine.describe(),
-        describe_seeds(&[config.seed]),
+    for figure in figures(config, &machine, &by_length, &by_batch) {
+        figure.draw(out, face)?;
+    }
+    let report = SpeedReport {
+        experiment: "speed",
+        machine,
+        config: config.clone(),
+        by_length,
+        by_batch,
+        ratios,
+        growth,
+    };
+    json.write(&report)?;
+    Ok(report)
+}
+
+/// How `cell`'s step time grows with length, from the length sweep's points.
+fn growth(cell: Cell, by_length: &[SpeedPoint]) -> Growth {
+    let points: Vec<(f64, f64)> =
+        by_length.iter().filter(|p| p.cell == cell).map(|p| (p.length as f64, p.median_ms)).collect();
+    let (first, last) = (points[0], points[points.len() - 1]);
+    Growth { cell, fit_ms: line_fit(&points), time_ratio: last.1 / first.1, length_ratio: last.0 / first.0 }
+}
+
+/// `speed.png` and `speed-batch.png`: per cell, the median step time against length and against
+/// batch size.
+fn figures(
+    config: &SpeedConfig,
+    machine: &Machine,
+    by_length: &[SpeedPoint],
+    by_batch: &[SpeedPoint],
+) -> [Figure<'static>; 2] {
+    let details = format!(
+        "{}, embedding {}, hidden {}; median of {} steps after {} warm-up",
+        note(machine, &[config.seed]),
         config.size.embedding_dim,
         config.size.hidden_size,
         config.repeats,
@@ -271,45 +288,28 @@ pub fn run(config: &SpeedConfig, out: &Path, face: &Typeface) -> Result<SpeedRep
             })
             .collect()
     };
-    let figures = [
-        (
-            "speed.png",
-            format!("Training step time against sequence length (batch {})\n{note}", config.batch_size),
-            "sequence length",
-            series(&by_length, |p| p.length),
-        ),
-        (
-            "speed-batch.png",
-            format!("Training step time against batch size (length {})\n{note}", config.length),
-            "batch size",
-            series(&by_batch, |p| p.batch_size),
-        ),
-    ];
-    for (name, title, x_label, series) in figures {
-        let unshown = plot::lines(
-            &out.join(name),
-            &title,
-            x_label,
-            "ms per step (forward, backward, Adam)",
-            &series,
-            false,
-            face,
-        )?;
-        if let Some(warning) = face.warning(&unshown) {
-            eprintln!("{warning}");
-        }
-    }
-    let report = SpeedReport {
-        experiment: "speed",
-        machine,
-        config: config.clone(),
-        by_length,
-        by_batch,
-        ratios,
-        growth,
-    };
-    json.write(&report)?;
-    Ok(report)
+    let y_label = "ms per step (forward, backward, Adam)";
+    [
+        Figure {
+            name: "speed.png",
+            title: format!(
+                "Training step time against sequence length (batch {})\n{details}",
+                config.batch_size
+            ),
+            x_label: "sequence length",
+            y_label,
+            series: series(by_length, |p| p.length),
+            log_y: false,
+        },
+        Figure {
+            name: "speed-batch.png",
+            title: format!("Training step time against batch size (length {})\n{details}", config.length),
+            x_label: "batch size",
+            y_label,
+            series: series(by_batch, |p| p.batch_size),
+            log_y: false,
+        },
+    ]
 }
 
 #[cfg(test)]
