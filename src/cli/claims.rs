@@ -128,6 +128,23 @@ pub struct GradientsArgs {
     pub task: TaskArgs,
 }
 
+impl GradientsArgs {
+    /// The experiment these flags ask for, comparing `cells`.
+    fn config(&self, cells: &[Cell]) -> GradientsConfig {
+        GradientsConfig {
+            cells: cells.to_vec(),
+            length: self.length,
+            train_length: self.train_length,
+            seeds: self.task.seeds.clone(),
+            probe: self.probe,
+            task: self.task.task(),
+            size: self.task.size(),
+            training: self.task.training(),
+            distances: self.distances.clone(),
+        }
+    }
+}
+
 /// `claims memory`.
 #[derive(Debug, Clone, Args)]
 pub struct MemoryArgs {
@@ -136,6 +153,20 @@ pub struct MemoryArgs {
     pub lengths: Vec<usize>,
     #[command(flatten)]
     pub task: TaskArgs,
+}
+
+impl MemoryArgs {
+    /// The experiment these flags ask for, comparing `cells`.
+    fn config(&self, cells: &[Cell]) -> MemoryConfig {
+        MemoryConfig {
+            cells: cells.to_vec(),
+            lengths: self.lengths.clone(),
+            seeds: self.task.seeds.clone(),
+            task: self.task.task(),
+            size: self.task.size(),
+            training: self.task.training(),
+        }
+    }
 }
 
 /// `claims speed`.
@@ -170,6 +201,23 @@ pub struct SpeedArgs {
     pub seed: u64,
 }
 
+impl SpeedArgs {
+    /// The experiment these flags ask for, comparing `cells`.
+    fn config(&self, cells: &[Cell]) -> SpeedConfig {
+        SpeedConfig {
+            cells: cells.to_vec(),
+            lengths: self.lengths.clone(),
+            batch_size: self.batch_size,
+            batch_sizes: self.batch_sizes.clone(),
+            length: self.length,
+            size: ModelSize { embedding_dim: self.embedding_dim, hidden_size: self.hidden_size },
+            warmup: self.warmup,
+            repeats: self.repeats,
+            seed: self.seed,
+        }
+    }
+}
+
 /// Runs `lstm-tch claims EXPERIMENT` on the CPU and prints where it wrote its files.
 pub fn claims(args: &ClaimsArgs) -> Result<()> {
     set_threads(Some(args.threads))?;
@@ -177,54 +225,27 @@ pub fn claims(args: &ClaimsArgs) -> Result<()> {
     let face = Typeface::find(args.font.as_deref())?;
     let out = &args.out;
     // Every size is checked before the directory is made or any model trained.
-    let written: Vec<&str> = match &args.experiment {
+    let written: &[&str] = match &args.experiment {
         Experiment::Gradients(a) => {
-            let config = GradientsConfig {
-                cells: args.cells.clone(),
-                length: a.length,
-                train_length: a.train_length,
-                seeds: a.task.seeds.clone(),
-                probe: a.probe,
-                task: a.task.task(),
-                size: a.task.size(),
-                training: a.task.training(),
-                distances: a.distances.clone(),
-            };
+            let config = a.config(&args.cells);
             config.validate()?;
             create(out)?;
             gradients::run(&config, out, &face)?;
-            vec!["gradients.png", "gradients.json"]
+            &["gradients.png", "gradients.json"]
         }
         Experiment::Memory(a) => {
-            let config = MemoryConfig {
-                cells: args.cells.clone(),
-                lengths: a.lengths.clone(),
-                seeds: a.task.seeds.clone(),
-                task: a.task.task(),
-                size: a.task.size(),
-                training: a.task.training(),
-            };
+            let config = a.config(&args.cells);
             config.validate()?;
             create(out)?;
             memory::run(&config, out, &face)?;
-            vec!["memory.png", "memory.json"]
+            &["memory.png", "memory.json"]
         }
         Experiment::Speed(a) => {
-            let config = SpeedConfig {
-                cells: args.cells.clone(),
-                lengths: a.lengths.clone(),
-                batch_size: a.batch_size,
-                batch_sizes: a.batch_sizes.clone(),
-                length: a.length,
-                size: ModelSize { embedding_dim: a.embedding_dim, hidden_size: a.hidden_size },
-                warmup: a.warmup,
-                repeats: a.repeats,
-                seed: a.seed,
-            };
+            let config = a.config(&args.cells);
             config.validate()?;
             create(out)?;
             speed::run(&config, out, &face)?;
-            vec!["speed.png", "speed-batch.png", "speed.json"]
+            &["speed.png", "speed-batch.png", "speed.json"]
         }
     };
     for name in written {
