@@ -16,6 +16,7 @@ use tch::{Device, Kind, Tensor};
 /// [batch, seq_len, input_size] and gives logits [batch, output_size].
 pub type LstmModel = SequenceClassifier;
 
+use crate::runtime::checks;
 use crate::{
     nn::{SequenceClassifier, SequenceClassifierConfig},
     runtime::device::DeviceSpec,
@@ -96,8 +97,8 @@ impl Default for ArticleConfig {
 impl ArticleConfig {
     /// Checks every value before libtorch sees it.
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.batch_size >= 1, "batch size must be at least 1, got {}", self.batch_size);
-        ensure!(self.seq_len >= 1, "sequence length must be at least 1, got {}", self.seq_len);
+        checks::at_least_one("batch size", self.batch_size)?;
+        checks::at_least_one("sequence length", self.seq_len)?;
         self.model_config().validate()?;
         self.adam_config().validate()?;
         ensure!(self.threads != Some(0), "--threads must be at least 1");

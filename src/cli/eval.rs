@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use clap::Args;
 
 use super::{sample_dir, DataArgs, RuntimeArgs, DEFAULT_CHECKPOINT};
+use crate::runtime::checks;
 use crate::{checkpoint, data::Encoded, infer};
 
 /// `lstm-tch eval`: accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix.
@@ -31,7 +32,7 @@ pub struct EvalArgs {
 /// Runs `lstm-tch eval`.
 pub fn eval(args: &EvalArgs) -> Result<()> {
     let device = args.runtime.init()?;
-    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    checks::batch_size(args.batch_size)?;
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let path = args.data.clone().unwrap_or_else(|| sample_dir().join("test.tsv"));
     let examples = args.format.load(&path)?;

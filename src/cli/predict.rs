@@ -6,8 +6,9 @@ use std::{
 };
 
 use super::{RuntimeArgs, DEFAULT_CHECKPOINT};
+use crate::runtime::checks;
 use crate::{checkpoint, data::dataset, infer};
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
@@ -58,7 +59,7 @@ impl Serialize for ClassProbabilities<'_> {
 /// Runs `lstm-tch predict`.
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let device = args.runtime.init()?;
-    ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    checks::batch_size(args.batch_size)?;
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let mut out = std::io::stdout().lock();
     let mut emit = |texts: &[String]| -> Result<()> {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::{tokenizer::Tokenizer, vocab::Vocab, vocab::PAD_ID};
+use crate::runtime::checks;
 
 /// Batches per pool sorted together by `--bucket` (torchtext's `BucketIterator` sorts pools of
 /// 100 batches): large enough for nearly uniform lengths within a batch, small enough that a
@@ -93,7 +94,7 @@ impl Encoded {
         vocab: &Vocab,
         truncate: Truncate,
     ) -> Result<Self> {
-        ensure!(truncate.max_len >= 1, "--max-len must be at least 1");
+        checks::at_least_one("--max-len", truncate.max_len)?;
         let mut encoded = Self { ids: Vec::new(), offsets: vec![0], labels };
         for text in texts {
             encoded.push(&truncate.apply(&vocab.encode(&tokenizer.tokenize(text))));
@@ -161,7 +162,7 @@ impl Encoded {
     /// partial. With `bucket`: length-bucketed batches, as the module documentation describes
     /// (two draws: the texts' order, then the batches'). `batch_size` must be at least 1.
     pub fn epoch_batches(&self, batch_size: usize, bucket: bool) -> Result<Vec<Vec<usize>>> {
-        ensure!(batch_size >= 1, "--batch-size must be at least 1");
+        checks::batch_size(batch_size)?;
         let order = self.order(true)?;
         if !bucket {
             return Ok(order.chunks(batch_size).map(<[usize]>::to_vec).collect());

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use anyhow::{ensure, Result};
 
 use super::tokenizer::Tokenizer;
+use crate::runtime::checks;
 
 /// The padding token, id 0.
 pub const PAD: &str = "<pad>";
@@ -75,7 +76,7 @@ impl Vocab {
     }
 
     fn from_counts(counts: TokenCounts, min_freq: usize, max_size: Option<usize>) -> Result<Self> {
-        ensure!(min_freq >= 1, "--min-freq must be at least 1");
+        checks::at_least_one("--min-freq", min_freq)?;
         ensure!(max_size.is_none_or(|m| m >= 2), "--max-vocab must be at least 2 (<pad> and <unk>)");
         let mut ranked: Vec<(String, usize)> =
             counts.0.into_iter().filter(|(t, n)| *n >= min_freq && t != PAD && t != UNK).collect();

@@ -5,9 +5,10 @@
 
 pub mod metrics;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
+use crate::runtime::checks;
 use crate::{
     checkpoint::Checkpoint,
     data::{Encoded, LabelSet},
@@ -18,7 +19,7 @@ use metrics::{Confusion, Metrics};
 /// Logits [n, num_classes] of every text in `data`, in order, computed in batches of
 /// `batch_size` under `no_grad` in evaluation mode; returned on the CPU.
 pub fn logits(model: &TextClassifier, data: &Encoded, batch_size: usize, device: Device) -> Result<Tensor> {
-    ensure!(batch_size >= 1, "--batch-size must be at least 1");
+    checks::batch_size(batch_size)?;
     let order = data.order(false)?;
     tch::no_grad(|| {
         let parts = order

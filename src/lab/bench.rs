@@ -22,6 +22,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
+use crate::runtime::checks;
 use crate::{
     article::ArticleConfig,
     checkpoint,
@@ -112,8 +113,8 @@ pub struct BenchResult {
 
 /// Runs the benchmark `args` describes.
 pub fn run(args: &BenchArgs) -> Result<BenchResult> {
-    ensure!(args.reps >= 1, "--reps must be at least 1");
-    ensure!(args.shrink >= 1, "--shrink must be at least 1");
+    checks::at_least_one("--reps", args.reps)?;
+    checks::at_least_one("--shrink", args.shrink)?;
     set_threads(Some(args.threads))?;
     let device = args.device.resolve()?;
     let (times_ms, items, flops) = match args.workload {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::Cell;
+use crate::runtime::checks;
 
 /// The sizes of a [`Recurrent`] layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -51,9 +52,9 @@ impl RecurrentConfig {
             ("hidden size", self.hidden_size),
             ("number of layers", self.num_layers),
         ] {
-            ensure!(value >= 1, "{name} must be at least 1, got {value}");
+            checks::at_least_one(name, value)?;
         }
-        ensure!((0.0..1.0).contains(&self.dropout), "dropout must be in [0, 1), got {}", self.dropout);
+        checks::dropout("dropout", self.dropout)?;
         // The shapes hold blocks × hidden_size (the gates' rows) and hidden_size × directions
         // (a layer's output, the next layer's input).
         ensure!(

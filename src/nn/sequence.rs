@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
 use super::{init, Cell, Recurrent, RecurrentConfig};
+use crate::runtime::checks;
 
 /// How a text's recurrent outputs become the one vector the linear layer classifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
@@ -81,7 +82,7 @@ impl Default for SequenceClassifierConfig {
 impl SequenceClassifierConfig {
     /// Checks every size is at least 1 and the dropout a probability.
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.output_size >= 1, "output size must be at least 1, got {}", self.output_size);
+        checks::at_least_one("output size", self.output_size)?;
         let recurrent = self.recurrent();
         recurrent.validate()?;
         // fc.weight is [output_size, hidden × directions].

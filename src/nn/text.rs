@@ -38,6 +38,7 @@ use tch::{nn, Tensor};
 
 use super::{init, Cell, Pooling, SequenceClassifier, SequenceClassifierConfig};
 use crate::data::vocab::PAD_ID;
+use crate::runtime::checks;
 
 /// Hyperparameters of [`TextClassifier`], saved in a checkpoint's `config.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -87,10 +88,10 @@ impl TextClassifierConfig {
     /// Checks the sizes.
     pub fn validate(&self) -> Result<()> {
         ensure!(self.vocab_size >= 2, "the vocabulary needs at least <pad> and <unk>");
-        ensure!(self.embedding_dim >= 1, "embedding dim must be at least 1, got {}", self.embedding_dim);
+        checks::at_least_one("embedding dim", self.embedding_dim)?;
         ensure!(self.num_classes >= 2, "a classifier needs at least two classes, got {}", self.num_classes);
         for (name, p) in [("embedding", self.embedding_dropout), ("output", self.output_dropout)] {
-            ensure!((0.0..1.0).contains(&p), "{name} dropout must be in [0, 1), got {p}");
+            checks::dropout(&format!("{name} dropout"), p)?;
         }
         self.classifier().validate()
     }

@@ -6,6 +6,7 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use crate::runtime::checks;
 use crate::{
     checkpoint::DEFAULT_CHECKPOINT,
     data::{dataset, sample_dir, DataArgs, Example, TokenizerMode, Truncate, Truncation},
@@ -156,10 +157,10 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks what can be checked before any data is read.
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.batch_size >= 1, "--batch-size must be at least 1");
-        ensure!(self.max_len >= 1, "--max-len must be at least 1");
+        checks::batch_size(self.batch_size)?;
+        checks::at_least_one("--max-len", self.max_len)?;
         if let Some(c) = self.clip_grad_norm {
-            ensure!(c.is_finite() && c > 0.0, "--clip-grad-norm must be finite and positive, got {c}");
+            checks::positive("--clip-grad-norm", c)?;
         }
         self.model_config(2, 2).validate() // the sizes
     }

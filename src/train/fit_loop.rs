@@ -14,6 +14,7 @@ use super::{
     optim::Adam,
     progress::Progress,
 };
+use crate::runtime::checks;
 use crate::{
     data::{Encoded, LabelSet},
     infer::evaluate,
@@ -55,7 +56,7 @@ impl<'a> FitLoop<'a> {
         options: &'a TrainOptions,
         resume: Option<Resume>,
     ) -> Result<Self> {
-        ensure!(options.batch_size >= 1, "--batch-size must be at least 1");
+        checks::batch_size(options.batch_size)?;
         ensure!(!train.is_empty(), "no training data");
         let optimizer = Adam::new(options.adam, vs, options.adam_config)?;
         let class_weights = options

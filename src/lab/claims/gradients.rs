@@ -20,6 +20,7 @@ use super::{
     memory::{MemoryTask, Training, Trial},
     note, start, Figure, Machine, ModelSize,
 };
+use crate::runtime::checks;
 use crate::{
     data::Encoded,
     lab::plot::{Series, Typeface},
@@ -88,7 +89,7 @@ impl GradientsConfig {
         ensure!(self.length >= 2, "--length must be at least 2, got {}", self.length);
         ensure!(self.train_length >= 2, "--train-length must be at least 2, got {}", self.train_length);
         ensure!(!self.seeds.is_empty(), "--seeds needs at least one seed");
-        ensure!(self.probe >= 1, "--probe must be at least 1");
+        checks::at_least_one("--probe", self.probe)?;
         self.size.validate()?;
         self.training.validate()
     }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
 use super::{check_list, note, start, summary, Figure, Machine, ModelSize};
+use crate::runtime::checks;
 use crate::{
     data::Encoded,
     infer,
@@ -52,7 +53,7 @@ impl MemoryTask {
     /// sequence's marker `MARKERS[label]` followed by `length − 1` noise tokens.
     pub fn generate(&self, length: usize, n: usize) -> Result<Encoded> {
         ensure!(length >= 1, "a sequence needs at least its marker: length must be at least 1");
-        ensure!(self.noise_tokens >= 1, "--noise-tokens must be at least 1, got {}", self.noise_tokens);
+        checks::at_least_one("--noise-tokens", self.noise_tokens)?;
         let options = (Kind::Int64, Device::Cpu);
         let labels = Vec::<i64>::try_from(&Tensor::f_randint(2, [n as i64], options)?)?;
         let noise =
@@ -90,9 +91,9 @@ pub struct Training {
 impl Training {
     /// Checks the sizes and the learning rate.
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.train >= 1, "--train must be at least 1");
-        ensure!(self.test >= 1, "--test must be at least 1");
-        ensure!(self.batch_size >= 1, "--batch-size must be at least 1");
+        checks::at_least_one("--train", self.train)?;
+        checks::at_least_one("--test", self.test)?;
+        checks::batch_size(self.batch_size)?;
         ensure!(self.clip_grad_norm > 0.0, "--clip-grad-norm must be positive, got {}", self.clip_grad_norm);
         AdamConfig::with_lr(self.lr).validate()
     }
@@ -236,7 +237,7 @@ impl MemoryConfig {
         ensure!(!self.cells.is_empty(), "--cells needs at least one cell");
         check_list("lengths", &self.lengths, 2)?;
         ensure!(!self.seeds.is_empty(), "--seeds needs at least one seed");
-        ensure!(self.task.noise_tokens >= 1, "--noise-tokens must be at least 1");
+        checks::at_least_one("--noise-tokens", self.task.noise_tokens)?;
         self.size.validate()?;
         self.training.validate()
     }

@@ -23,6 +23,7 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 use tch::nn;
 
+use crate::runtime::checks;
 use crate::{
     lab::plot::{self, Series, Typeface},
     nn::Cell,
@@ -141,8 +142,8 @@ pub struct ModelSize {
 impl ModelSize {
     /// Checks both sizes are at least 1.
     pub fn validate(&self) -> Result<()> {
-        ensure!(self.embedding_dim >= 1, "--embedding-dim must be at least 1, got {}", self.embedding_dim);
-        ensure!(self.hidden_size >= 1, "--hidden-size must be at least 1, got {}", self.hidden_size);
+        checks::at_least_one("--embedding-dim", self.embedding_dim)?;
+        checks::at_least_one("--hidden-size", self.hidden_size)?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use anyhow::{ensure, Result};
 use serde::Serialize;
 
 use super::{check_list, memory::MemoryTask, note, start, Figure, Machine, ModelSize};
+use crate::runtime::checks;
 use crate::{
     lab::plot::{Series, Typeface},
     nn::cross_entropy,
@@ -50,9 +51,9 @@ impl SpeedConfig {
         ensure!(!self.cells.is_empty(), "--cells needs at least one cell");
         check_list("lengths", &self.lengths, 1)?;
         check_list("batch-sizes", &self.batch_sizes, 1)?;
-        ensure!(self.batch_size >= 1, "--batch-size must be at least 1");
-        ensure!(self.length >= 1, "--length must be at least 1");
-        ensure!(self.repeats >= 1, "--repeats must be at least 1");
+        checks::batch_size(self.batch_size)?;
+        checks::at_least_one("--length", self.length)?;
+        checks::at_least_one("--repeats", self.repeats)?;
         self.size.validate()
     }
 }

@@ -121,11 +121,7 @@ impl AdamConfig {
 
     /// Checks the learning rate is finite and positive, the betas in [0, 1) and eps ≥ 0.
     pub fn validate(&self) -> Result<()> {
-        ensure!(
-            self.lr.is_finite() && self.lr > 0.0,
-            "learning rate must be finite and positive, got {}",
-            self.lr
-        );
+        checks::positive("learning rate", self.lr)?;
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
             ensure!((0.0..1.0).contains(&beta), "{name} must be in [0, 1), got {beta}");
         }
@@ -294,6 +290,7 @@ mod libtorch;
 mod native;
 mod pytorch;
 
+use crate::runtime::checks;
 use libtorch::LibtorchAdam;
 use pytorch::{clip_grad_norm, PytorchAdam};
 
