@@ -18,7 +18,7 @@ pub type LstmModel = SequenceClassifier;
 
 use crate::runtime::checks;
 use crate::{
-    nn::{SequenceClassifier, SequenceClassifierConfig},
+    nn::{RecurrentConfig, SequenceClassifier, SequenceClassifierConfig},
     runtime::device::DeviceSpec,
     train::optim::{AdamConfig, AdamImpl, Foreach},
 };
@@ -112,11 +112,13 @@ impl ArticleConfig {
     /// The model's hyperparameters.
     pub fn model_config(&self) -> SequenceClassifierConfig {
         SequenceClassifierConfig {
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
+            recurrent: RecurrentConfig {
+                input_size: self.input_size,
+                hidden_size: self.hidden_size,
+                num_layers: self.num_layers,
+                ..RecurrentConfig::default()
+            },
             output_size: self.output_size,
-            ..SequenceClassifierConfig::default()
         }
     }
 

@@ -152,10 +152,10 @@ pub fn parse_config(text: &str, path: &Path) -> Result<CheckpointConfig> {
     let config: CheckpointConfig =
         serde_json::from_value(value).with_context(|| format!("{} is corrupted", path.display()))?;
     ensure!(
-        version >= 3 || config.model.cell == Cell::Lstm,
+        version >= 3 || config.model.architecture.cell == Cell::Lstm,
         "{} is corrupted: a format-{version} checkpoint holds an LSTM, not a {}",
         path.display(),
-        config.model.cell.pytorch_class()
+        config.model.architecture.cell.pytorch_class()
     );
     config.model.validate().with_context(|| format!("{}", path.display()))?;
     ensure!(

@@ -28,7 +28,7 @@ use crate::{
     checkpoint,
     data::{sample_dir, Columns, Encoded, LabelSet, Tokenizer, TokenizerConfig, Vocab},
     infer,
-    nn::{cross_entropy, SequenceClassifier, SequenceClassifierConfig, TextClassifier, TextClassifierConfig},
+    nn::{cross_entropy, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig, TextClassifier},
     runtime::device::{set_threads, DeviceSpec},
     train::{self, TrainOptions},
     train::{
@@ -124,13 +124,13 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
         }
         Workload::Medium => {
             let s = args.shrink;
-            let config = SequenceClassifierConfig {
+            let recurrent = RecurrentConfig {
                 input_size: 32 / s,
                 hidden_size: 256 / s,
                 num_layers: 2,
-                output_size: 2,
-                ..SequenceClassifierConfig::default()
+                ..Default::default()
             };
+            let config = SequenceClassifierConfig { recurrent, output_size: 2 };
             training_steps(args, device, config, 64 / s, 50 / s)?
         }
         Workload::Text => text_epochs(args, device)?,
@@ -176,10 +176,11 @@ fn time_reps(
 /// Matrix-product FLOPs of one LSTM training step: per layer and time step the products
 /// x·W_ih (4H × in) and h·W_hh (4H × H), 2 FLOPs per multiply-add, and backward ≈ 2 × forward.
 pub fn lstm_training_flops(config: &SequenceClassifierConfig, batch: i64, seq_len: i64) -> f64 {
-    let h = config.hidden_size as f64;
-    let forward: f64 = (0..config.num_layers)
-        .map(|layer| {
-            let input = if layer == 0 { config.input_size as f64 } else { h };
+    let layer = &config.recurrent;
+    let h = layer.hidden_size as f64;
+    let forward: f64 = (0..layer.num_layers)
+        .map(|layer_index| {
+            let input = if layer_index == 0 { layer.input_size as f64 } else { h };
             2.0 * batch as f64 * 4.0 * h * (input + h) * seq_len as f64
         })
         .sum();
@@ -194,7 +195,7 @@ fn training_steps(
     seq_len: i64,
 ) -> Result<(Vec<f64>, usize, Option<f64>)> {
     tch::manual_seed(0);
-    let inputs = Tensor::f_randn([batch, seq_len, config.input_size], (Kind::Float, Device::Cpu))?
+    let inputs = Tensor::f_randn([batch, seq_len, config.recurrent.input_size], (Kind::Float, Device::Cpu))?
         .f_to_device(device)?;
     let labels = Tensor::from_slice(&(0..batch).map(|i| i % config.output_size).collect::<Vec<_>>())
         .f_to_device(device)?;
@@ -241,10 +242,8 @@ fn text_epoch(
 ) -> Result<()> {
     tch::manual_seed(0);
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let config = TextClassifierConfig {
-        bidirectional: defaults.bidirectional || args.bidirectional,
-        ..defaults.model_config(vocab_size, classes)
-    };
+    let mut config = defaults.model_config(vocab_size, classes);
+    config.architecture.bidirectional |= args.bidirectional;
     let model = TextClassifier::new(&vs.root(), config)?;
     vs.set_device(device);
     model.flatten_parameters()?;

@@ -30,7 +30,7 @@ use crate::{
     },
     nn::{
         equations::{self, Unrolled},
-        Cell, Pooling, TextClassifier, TextClassifierConfig,
+        Cell, Pooling, TextArchitecture, TextClassifier,
     },
 };
 
@@ -111,7 +111,7 @@ pub fn explain(ckpt: &Checkpoint, text: &str) -> Result<Explanation> {
     ensure!(on_cpu, "explain runs on the CPU; load the checkpoint there");
     let (ids, shown) = kept_tokens(ckpt, text);
     let model = &ckpt.model;
-    let config = model.config();
+    let config = &model.config().architecture;
     let dirs = if config.bidirectional { 2 } else { 1 };
     let n = ids.len();
     tch::no_grad(|| -> Result<Explanation> {
@@ -160,7 +160,7 @@ fn kept_tokens(ckpt: &Checkpoint, text: &str) -> (Vec<i64>, Vec<(String, bool)>)
 
 /// The logits of the whole text from the equations, pooled as the model pools.
 fn equations_logits(model: &TextClassifier, unrolled: &Unrolled) -> Result<Tensor> {
-    let config = model.config();
+    let config = &model.config().architecture;
     let features = match config.pooling {
         Pooling::Last if config.bidirectional => {
             Tensor::f_cat(&[unrolled.h_n.f_get(-2)?, unrolled.h_n.f_get(-1)?], 1)?
@@ -206,7 +206,7 @@ fn norm_name(cell: Cell) -> &'static str {
 /// last layer of `unrolled`, and the probabilities (`classes` of them per token, in `probs`) of
 /// the text cut off after it.
 fn traces(
-    config: &TextClassifierConfig,
+    config: &TextArchitecture,
     unrolled: &Unrolled,
     shown: Vec<(String, bool)>,
     probs: &[f32],

@@ -23,4 +23,4 @@ pub use recurrent::{Recurrent, RecurrentConfig, RecurrentOutput};
 pub use sequence::{
     cross_entropy, weighted_cross_entropy, Pooling, SequenceClassifier, SequenceClassifierConfig,
 };
-pub use text::{TextClassifier, TextClassifierConfig};
+pub use text::{TextArchitecture, TextClassifier, TextClassifierConfig};

@@ -20,7 +20,8 @@ use crate::runtime::checks;
 /// The sizes of a [`Recurrent`] layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RecurrentConfig {
-    /// The cell.
+    /// The cell (an LSTM where a saved config names none).
+    #[serde(default)]
     pub cell: Cell,
     /// Features per time step.
     pub input_size: i64,
@@ -32,6 +33,20 @@ pub struct RecurrentConfig {
     pub bidirectional: bool,
     /// Dropout on the outputs of every layer but the last, in training only.
     pub dropout: f64,
+}
+
+impl Default for RecurrentConfig {
+    /// The article's layer: a one-layer, unidirectional LSTM, 1 feature in, 64 hidden units.
+    fn default() -> Self {
+        Self {
+            cell: Cell::Lstm,
+            input_size: 1,
+            hidden_size: 64,
+            num_layers: 1,
+            bidirectional: false,
+            dropout: 0.0,
+        }
+    }
 }
 
 impl RecurrentConfig {

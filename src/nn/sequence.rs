@@ -29,7 +29,7 @@ use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::{init, Cell, Recurrent, RecurrentConfig};
+use super::{init, Recurrent, RecurrentConfig};
 use crate::runtime::checks;
 
 /// How a text's recurrent outputs become the one vector the linear layer classifies.
@@ -45,37 +45,21 @@ pub enum Pooling {
     Mean,
 }
 
-/// Hyperparameters of [`SequenceClassifier`]. The defaults are the article's.
+/// Hyperparameters of [`SequenceClassifier`]: its recurrent layer and its number of classes.
+/// The defaults are the article's (one LSTM layer, 1 feature, 64 hidden units, 2 classes).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SequenceClassifierConfig {
-    /// The recurrent cell: the article's LSTM, or a GRU or plain (tanh) RNN in its place.
-    #[serde(default)]
-    pub cell: Cell,
-    /// Features per time step (`input_size`).
-    pub input_size: i64,
-    /// Width of the hidden and cell states (`hidden_size`).
-    pub hidden_size: i64,
-    /// Stacked recurrent layers (`num_layers`).
-    pub num_layers: i64,
+    /// The recurrent layer: its cell (the article's LSTM, or a GRU or tanh RNN in its place),
+    /// `input_size`, `hidden_size`, `num_layers`, directions and inter-layer dropout.
+    #[serde(flatten)]
+    pub recurrent: RecurrentConfig,
     /// Number of classes (`output_size`).
     pub output_size: i64,
-    /// Run a second LSTM (GRU, RNN) over each sequence backwards and join the two final states.
-    pub bidirectional: bool,
-    /// Dropout on the outputs of every recurrent layer but the last, in training mode only.
-    pub dropout: f64,
 }
 
 impl Default for SequenceClassifierConfig {
     fn default() -> Self {
-        Self {
-            cell: Cell::Lstm,
-            input_size: 1,
-            hidden_size: 64,
-            num_layers: 1,
-            output_size: 2,
-            bidirectional: false,
-            dropout: 0.0,
-        }
+        Self { recurrent: RecurrentConfig::default(), output_size: 2 }
     }
 }
 
@@ -83,11 +67,10 @@ impl SequenceClassifierConfig {
     /// Checks every size is at least 1 and the dropout a probability.
     pub fn validate(&self) -> Result<()> {
         checks::at_least_one("output size", self.output_size)?;
-        let recurrent = self.recurrent();
-        recurrent.validate()?;
+        self.recurrent.validate()?;
         // fc.weight is [output_size, hidden × directions].
         ensure!(
-            self.output_size.checked_mul(self.hidden_size * self.num_directions()).is_some(),
+            self.output_size.checked_mul(self.features()).is_some(),
             "output size {} too large",
             self.output_size
         );
@@ -97,24 +80,12 @@ impl SequenceClassifierConfig {
     /// How many tensors [`Self::parameter_shapes`] lists (the recurrent layer's, then the
     /// linear layer's 2), computed without listing them; `None` past `usize`.
     pub fn num_parameter_tensors(&self) -> Option<usize> {
-        self.recurrent().num_parameter_tensors()?.checked_add(2)
+        self.recurrent.num_parameter_tensors()?.checked_add(2)
     }
 
-    /// 2 for a bidirectional model, else 1.
-    pub fn num_directions(&self) -> i64 {
-        self.recurrent().num_directions()
-    }
-
-    /// The recurrent layer's configuration.
-    pub fn recurrent(&self) -> RecurrentConfig {
-        RecurrentConfig {
-            cell: self.cell,
-            input_size: self.input_size,
-            hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
-            bidirectional: self.bidirectional,
-            dropout: self.dropout,
-        }
+    /// What the linear layer reads per sequence: hidden size × directions.
+    pub fn features(&self) -> i64 {
+        self.recurrent.hidden_size * self.recurrent.num_directions()
     }
 
     /// The `state_dict` names and shapes of the model's parameters, in PyTorch's
@@ -122,15 +93,14 @@ impl SequenceClassifierConfig {
     /// ([`RecurrentConfig::parameter_shapes`]) under its cell's module name
     /// (`lstm.weight_ih_l0`, `gru.…`, `rnn.…`), then `fc.weight`, `fc.bias`.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
-        let module = self.cell.module_name();
-        let features = self.hidden_size * self.num_directions();
+        let module = self.recurrent.cell.module_name();
         let mut shapes: Vec<(String, Vec<i64>)> = self
-            .recurrent()
+            .recurrent
             .parameter_shapes()
             .into_iter()
             .map(|(name, shape)| (format!("{module}.{name}"), shape))
             .collect();
-        shapes.push(("fc.weight".into(), vec![self.output_size, features]));
+        shapes.push(("fc.weight".into(), vec![self.output_size, self.features()]));
         shapes.push(("fc.bias".into(), vec![self.output_size]));
         shapes
     }
@@ -151,9 +121,8 @@ impl SequenceClassifier {
     /// recurrent layer's, then `fc.weight`, `fc.bias`.
     pub fn new(path: &nn::Path, config: SequenceClassifierConfig) -> Result<Self> {
         config.validate()?;
-        let rnn = Recurrent::new(&(path / config.cell.module_name()), config.recurrent())?;
-        let fc =
-            init::linear(&(path / "fc"), config.hidden_size * config.num_directions(), config.output_size);
+        let rnn = Recurrent::new(&(path / config.recurrent.cell.module_name()), config.recurrent)?;
+        let fc = init::linear(&(path / "fc"), config.features(), config.output_size);
         Ok(Self { rnn, fc, config })
     }
 
@@ -229,7 +198,7 @@ impl SequenceClassifier {
         match pooling {
             Pooling::Last => {
                 let h_n = unsort(out.h_n, 1)?;
-                if self.config.bidirectional {
+                if self.config.recurrent.bidirectional {
                     Ok(Tensor::f_cat(&[h_n.f_get(-2)?, h_n.f_get(-1)?], 1)?)
                 } else {
                     Ok(h_n.f_get(-1)?)
@@ -256,9 +225,9 @@ impl SequenceClassifier {
     fn check_input(&self, xs: &Tensor, dims: usize) -> Result<()> {
         let size = xs.size();
         ensure!(
-            size.len() == dims && size[dims - 1] == self.config.input_size,
+            size.len() == dims && size[dims - 1] == self.config.recurrent.input_size,
             "expected input [batch, seq_len, {}], got {size:?}",
-            self.config.input_size
+            self.config.recurrent.input_size
         );
         let weight = &self.fc.ws;
         ensure!(

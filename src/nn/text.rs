@@ -36,61 +36,103 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::{init, Cell, Pooling, SequenceClassifier, SequenceClassifierConfig};
+use super::{init, Cell, Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
 use crate::data::vocab::PAD_ID;
 use crate::runtime::checks;
 
-/// Hyperparameters of [`TextClassifier`], saved in a checkpoint's `config.json`.
+/// Hyperparameters of [`TextClassifier`], saved in a checkpoint's `config.json` (as one flat
+/// object: the architecture's fields sit beside the two sizes).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TextClassifierConfig {
     /// Vocabulary size (rows of the embedding), `<pad>` and `<unk>` included.
     pub vocab_size: i64,
+    /// Number of classes.
+    pub num_classes: i64,
+    /// Everything else: widths, cell, layers, directions, dropouts, pooling.
+    #[serde(flatten)]
+    pub architecture: TextArchitecture,
+}
+
+/// A [`TextClassifier`]'s architecture: every hyperparameter but the two sizes its data decides
+/// (vocabulary and classes), each written once. Each field is also `lstm-tch train`'s flag of the
+/// same name, with its default beside it (the defaults were chosen on real reviews:
+/// docs/real-data.md); [`TextArchitecture::default`] is those defaults. A field that a
+/// checkpoint of an older format lacks reads as that format's behaviour (`#[serde(default)]`).
+#[derive(Debug, Clone, Copy, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct TextArchitecture {
     /// Embedding width.
+    #[arg(long, default_value_t = 128)]
     pub embedding_dim: i64,
-    /// The recurrent cell (`lstm` in format-1 and format-2 checkpoints).
+    /// The recurrent cell: lstm (nn.LSTM, the article's), gru (nn.GRU) or rnn (nn.RNN, tanh)
+    /// [`lstm` in format-1 and format-2 checkpoints].
+    #[arg(long, value_enum, default_value_t)]
     #[serde(default)]
     pub cell: Cell,
     /// Hidden size (per direction).
+    #[arg(long, default_value_t = 128)]
     pub hidden_size: i64,
     /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 1)]
     pub num_layers: i64,
-    /// Number of classes.
-    pub num_classes: i64,
-    /// Read each text in both directions.
+    /// Read each text in both directions (`--bidirectional false`: forwards only).
+    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true",
+          action = clap::ArgAction::Set, value_name = "BOOL")]
     pub bidirectional: bool,
-    /// Dropout between recurrent layers, in training only.
+    /// Dropout between recurrent layers (needs --num-layers ≥ 2 to have an effect).
+    #[arg(long, default_value_t = 0.0)]
     pub dropout: f64,
-    /// Dropout on the embedded tokens, in training only (0 in format-1 checkpoints).
+    /// Dropout on the embedded tokens, in training [0 in format-1 checkpoints].
+    #[arg(long, default_value_t = 0.3)]
     #[serde(default)]
     pub embedding_dropout: f64,
-    /// What the linear layer reads (`last` in format-1 checkpoints).
+    /// What the classifier reads: the final hidden state (last), or the max or mean of the
+    /// recurrent layer's outputs over the text [`last` in format-1 checkpoints].
+    #[arg(long, value_enum, default_value_t = Pooling::Max)]
     #[serde(default)]
     pub pooling: Pooling,
-    /// Dropout on what the linear layer reads, in training only (0 in format-1 checkpoints).
+    /// Dropout on what the classifier reads (the pooled recurrent output), in training [0 in
+    /// format-1 checkpoints].
+    #[arg(long, default_value_t = 0.0)]
     #[serde(default)]
     pub output_dropout: f64,
+}
+
+impl Default for TextArchitecture {
+    /// `lstm-tch train`'s defaults.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            architecture: TextArchitecture,
+        }
+        <Defaults as clap::Parser>::parse_from(["train"]).architecture
+    }
 }
 
 impl TextClassifierConfig {
     /// The recurrent classifier on top of the embedding.
     pub fn classifier(&self) -> SequenceClassifierConfig {
+        let a = &self.architecture;
         SequenceClassifierConfig {
-            cell: self.cell,
-            input_size: self.embedding_dim,
-            hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
+            recurrent: RecurrentConfig {
+                cell: a.cell,
+                input_size: a.embedding_dim,
+                hidden_size: a.hidden_size,
+                num_layers: a.num_layers,
+                bidirectional: a.bidirectional,
+                dropout: a.dropout,
+            },
             output_size: self.num_classes,
-            bidirectional: self.bidirectional,
-            dropout: self.dropout,
         }
     }
 
     /// Checks the sizes.
     pub fn validate(&self) -> Result<()> {
         ensure!(self.vocab_size >= 2, "the vocabulary needs at least <pad> and <unk>");
-        checks::at_least_one("embedding dim", self.embedding_dim)?;
+        checks::at_least_one("embedding dim", self.architecture.embedding_dim)?;
         ensure!(self.num_classes >= 2, "a classifier needs at least two classes, got {}", self.num_classes);
-        for (name, p) in [("embedding", self.embedding_dropout), ("output", self.output_dropout)] {
+        let a = &self.architecture;
+        for (name, p) in [("embedding", a.embedding_dropout), ("output", a.output_dropout)] {
             checks::dropout(&format!("{name} dropout"), p)?;
         }
         self.classifier().validate()
@@ -104,7 +146,8 @@ impl TextClassifierConfig {
 
     /// The `state_dict` names and shapes, in PyTorch's `named_parameters()` order.
     pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
-        let embedding = ("embedding.weight".to_owned(), vec![self.vocab_size, self.embedding_dim]);
+        let embedding =
+            ("embedding.weight".to_owned(), vec![self.vocab_size, self.architecture.embedding_dim]);
         std::iter::once(embedding).chain(self.classifier().parameter_shapes()).collect()
     }
 }
@@ -122,8 +165,12 @@ impl TextClassifier {
     /// (N(0, 1), padding row zeroed), the recurrent layer, then the linear layer.
     pub fn new(path: &nn::Path, config: TextClassifierConfig) -> Result<Self> {
         config.validate()?;
-        let embedding =
-            init::embedding_weight(&(path / "embedding"), config.vocab_size, config.embedding_dim, PAD_ID)?;
+        let embedding = init::embedding_weight(
+            &(path / "embedding"),
+            config.vocab_size,
+            config.architecture.embedding_dim,
+            PAD_ID,
+        )?;
         let classifier = SequenceClassifier::new(path, config.classifier())?;
         Ok(Self { embedding, classifier, config })
     }
@@ -156,8 +203,9 @@ impl TextClassifier {
     pub fn forward(&self, tokens: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
         ensure!(tokens.dim() == 2, "expected tokens [batch, length], got {:?}", tokens.size());
         let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?
-            .f_dropout(self.config.embedding_dropout, train)?;
-        let features = self.classifier.pooled_packed(&embedded, lengths, train, self.config.pooling)?;
-        self.classifier.classify(&features.f_dropout(self.config.output_dropout, train)?)
+            .f_dropout(self.config.architecture.embedding_dropout, train)?;
+        let features =
+            self.classifier.pooled_packed(&embedded, lengths, train, self.config.architecture.pooling)?;
+        self.classifier.classify(&features.f_dropout(self.config.architecture.output_dropout, train)?)
     }
 }

@@ -6,15 +6,15 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use crate::runtime::checks;
+use super::{
+    optim::{AdamConfig, AdamImpl},
+    ClassWeights, TrainOptions,
+};
 use crate::{
     checkpoint::DEFAULT_CHECKPOINT,
     data::{dataset, sample_dir, DataArgs, Example, TokenizerMode, Truncate, Truncation},
-    nn::TextClassifierConfig,
-    nn::{Cell, Pooling},
-    runtime::device::RuntimeArgs,
-    train::optim::{AdamConfig, AdamImpl},
-    train::{ClassWeights, TrainOptions},
+    nn::{TextArchitecture, TextClassifierConfig},
+    runtime::{checks, device::RuntimeArgs},
 };
 
 /// The three splits, as loaded.
@@ -67,35 +67,11 @@ pub struct TrainConfig {
     /// Keep the case of tokens.
     #[arg(long)]
     pub no_lowercase: bool,
-    /// Embedding width.
-    #[arg(long, default_value_t = 128)]
-    pub embedding_dim: i64,
-    /// The recurrent cell: lstm (nn.LSTM, the article's), gru (nn.GRU) or rnn (nn.RNN, tanh).
-    #[arg(long, value_enum, default_value_t)]
-    pub cell: Cell,
-    /// Hidden size (per direction).
-    #[arg(long, default_value_t = 128)]
-    pub hidden_size: i64,
-    /// Stacked recurrent layers.
-    #[arg(long, default_value_t = 1)]
-    pub num_layers: i64,
-    /// Read each text in both directions (`--bidirectional false`: forwards only).
-    #[arg(long, num_args = 0..=1, default_value_t = true, default_missing_value = "true",
-          action = clap::ArgAction::Set, value_name = "BOOL")]
-    pub bidirectional: bool,
-    /// Dropout between recurrent layers (needs --num-layers ≥ 2 to have an effect).
-    #[arg(long, default_value_t = 0.0)]
-    pub dropout: f64,
-    /// Dropout on the embedded tokens, in training.
-    #[arg(long, default_value_t = 0.3)]
-    pub embedding_dropout: f64,
-    /// What the classifier reads: the final hidden state (last), or the max or mean of the
-    /// recurrent layer's outputs over the text.
-    #[arg(long, value_enum, default_value_t = Pooling::Max)]
-    pub pooling: Pooling,
-    /// Dropout on what the classifier reads (the pooled recurrent output), in training.
-    #[arg(long, default_value_t = 0.0)]
-    pub output_dropout: f64,
+    /// The model's architecture: `--embedding-dim`, `--cell`, `--hidden-size`, `--num-layers`,
+    /// `--bidirectional`, `--dropout`, `--embedding-dropout`, `--pooling`, `--output-dropout`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub model: TextArchitecture,
     /// Passes over the training data.
     #[arg(long, default_value_t = 8)]
     pub epochs: usize,
@@ -189,16 +165,8 @@ impl TrainConfig {
     pub fn model_config(&self, vocab_size: usize, num_classes: usize) -> TextClassifierConfig {
         TextClassifierConfig {
             vocab_size: vocab_size as i64,
-            embedding_dim: self.embedding_dim,
-            cell: self.cell,
-            hidden_size: self.hidden_size,
-            num_layers: self.num_layers,
             num_classes: num_classes as i64,
-            bidirectional: self.bidirectional,
-            dropout: self.dropout,
-            embedding_dropout: self.embedding_dropout,
-            pooling: self.pooling,
-            output_dropout: self.output_dropout,
+            architecture: self.model,
         }
     }
 

@@ -14,7 +14,7 @@
 
 use lstm_tch::nn::{
     equations::{self, Gates},
-    Cell, SequenceClassifier, SequenceClassifierConfig,
+    Cell, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig,
 };
 use tch::{nn, Device, Kind, Tensor};
 
@@ -80,14 +80,15 @@ fn check(cell_kind: Cell) {
                     );
                     tch::manual_seed(7);
                     let vs = nn::VarStore::new(Device::Cpu);
-                    let config = SequenceClassifierConfig {
+                    let recurrent = RecurrentConfig {
                         cell: cell_kind,
                         input_size,
                         hidden_size,
                         num_layers,
                         bidirectional,
-                        ..SequenceClassifierConfig::default()
+                        ..RecurrentConfig::default()
                     };
+                    let config = SequenceClassifierConfig { recurrent, output_size: 2 };
                     let model = SequenceClassifier::new(&vs.root(), config).unwrap();
                     let params = model.rnn_parameters();
                     let xs = Tensor::randn([batch, seq_len, input_size], (Kind::Float, Device::Cpu))

@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use lstm_tch::{
-    nn::{SequenceClassifier, SequenceClassifierConfig},
+    nn::{RecurrentConfig, SequenceClassifier, SequenceClassifierConfig},
     runtime::device::{self, CudaSupport, DeviceSpec},
 };
 use tch::{nn, Device, Kind, Tensor};
@@ -79,12 +79,9 @@ fn this_process_loaded_what_the_machine_calls_for() {
 
     if count > 0 {
         // The loaded backend runs: the same model on the GPU agrees with the CPU.
-        let config = SequenceClassifierConfig {
-            input_size: 3,
-            hidden_size: 8,
-            num_layers: 2,
-            ..SequenceClassifierConfig::default()
-        };
+        let recurrent =
+            RecurrentConfig { input_size: 3, hidden_size: 8, num_layers: 2, ..RecurrentConfig::default() };
+        let config = SequenceClassifierConfig { recurrent, output_size: 2 };
         let cpu_vs = nn::VarStore::new(Device::Cpu);
         let cpu_model = SequenceClassifier::new(&cpu_vs.root(), config).unwrap();
         let mut gpu_vs = nn::VarStore::new(Device::Cuda(0));

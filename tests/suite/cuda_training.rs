@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use lstm_tch::{
     article::ArticleConfig,
-    nn::{cross_entropy, SequenceClassifier, SequenceClassifierConfig},
+    nn::{cross_entropy, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig},
     train::optim::{Adam, AdamConfig, AdamImpl},
 };
 use tch::{nn, Device, Tensor};
@@ -30,13 +30,14 @@ fn lstm_variables(vs: &nn::VarStore) -> BTreeMap<String, Tensor> {
 /// A two-layer bidirectional classifier built on the CPU from a seed, moved to `device` and
 /// flattened: (store, model, values before the move, whether it flattened).
 fn moved(device: Device) -> (nn::VarStore, SequenceClassifier, BTreeMap<String, Vec<u32>>, bool) {
-    let config = SequenceClassifierConfig {
+    let recurrent = RecurrentConfig {
         input_size: 3,
         hidden_size: 8,
         num_layers: 2,
         bidirectional: true,
-        ..SequenceClassifierConfig::default()
+        ..RecurrentConfig::default()
     };
+    let config = SequenceClassifierConfig { recurrent, output_size: 2 };
     tch::manual_seed(5);
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = SequenceClassifier::new(&vs.root(), config).unwrap();

@@ -55,26 +55,25 @@ fn a_huge_layer_count_is_refused_before_listing_its_weights() {
 
 #[test]
 fn the_tensor_count_matches_the_listed_shapes() {
-    use lstm_tch::{
-        nn::TextClassifierConfig,
-        nn::{Cell, Pooling},
-    };
+    use lstm_tch::nn::{Cell, Pooling, TextArchitecture, TextClassifierConfig};
     let shapes = [(1, false), (1, true), (3, false), (4, true)];
     for ((num_layers, bidirectional), cell) in
         shapes.into_iter().flat_map(|s| [Cell::Lstm, Cell::Gru, Cell::Rnn].map(|c| (s, c)))
     {
         let config = TextClassifierConfig {
             vocab_size: 10,
-            embedding_dim: 3,
-            cell,
-            hidden_size: 5,
-            num_layers,
             num_classes: 2,
-            bidirectional,
-            dropout: 0.0,
-            embedding_dropout: 0.0,
-            pooling: Pooling::Last,
-            output_dropout: 0.0,
+            architecture: TextArchitecture {
+                embedding_dim: 3,
+                cell,
+                hidden_size: 5,
+                num_layers,
+                bidirectional,
+                dropout: 0.0,
+                embedding_dropout: 0.0,
+                pooling: Pooling::Last,
+                output_dropout: 0.0,
+            },
         };
         assert_eq!(config.num_parameter_tensors(), Some(config.parameter_shapes().len()));
     }

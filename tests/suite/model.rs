@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use lstm_tch::nn::{Cell, SequenceClassifier, SequenceClassifierConfig};
+use lstm_tch::nn::{Cell, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 const SEED: i64 = 7;
@@ -38,15 +38,15 @@ fn matrix() -> Vec<SequenceClassifierConfig> {
                 for num_layers in [1, 3] {
                     for output_size in [1, 2, 5] {
                         for bidirectional in [false, true] {
-                            configs.push(SequenceClassifierConfig {
+                            let recurrent = RecurrentConfig {
                                 cell,
                                 input_size,
                                 hidden_size,
                                 num_layers,
-                                output_size,
                                 bidirectional,
                                 dropout: 0.0,
-                            });
+                            };
+                            configs.push(SequenceClassifierConfig { recurrent, output_size });
                         }
                     }
                 }
@@ -101,7 +101,7 @@ fn forward_gives_one_row_of_logits_per_sequence() {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = SequenceClassifier::new(&vs.root(), config).unwrap();
         for (batch, seq_len) in [(1, 1), (3, 7)] {
-            let xs = Tensor::randn([batch, seq_len, config.input_size], (Kind::Float, Device::Cpu));
+            let xs = Tensor::randn([batch, seq_len, config.recurrent.input_size], (Kind::Float, Device::Cpu));
             let logits = model.forward(&xs).unwrap();
             assert_eq!(logits.size(), [batch, config.output_size], "{config:?}");
             let lengths = Tensor::from_slice(&(0..batch).map(|i| seq_len - i % seq_len).collect::<Vec<_>>());
@@ -115,7 +115,8 @@ fn forward_gives_one_row_of_logits_per_sequence() {
 fn wrong_inputs_are_errors_not_panics() {
     let _generator = crate::common::generator();
     for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
-        let config = SequenceClassifierConfig { cell, input_size: 3, ..SequenceClassifierConfig::default() };
+        let recurrent = RecurrentConfig { cell, input_size: 3, ..RecurrentConfig::default() };
+        let config = SequenceClassifierConfig { recurrent, output_size: 2 };
         let vs = nn::VarStore::new(Device::Cpu);
         let model = SequenceClassifier::new(&vs.root(), config).unwrap();
         let opts = (Kind::Float, Device::Cpu);
@@ -129,10 +130,15 @@ fn wrong_inputs_are_errors_not_panics() {
             let lengths = Tensor::from_slice(&lengths);
             assert!(model.forward_packed(&xs, &lengths, false).is_err(), "{cell}: {lengths:?}");
         }
-        assert!(SequenceClassifier::new(&vs.root(), SequenceClassifierConfig { hidden_size: 0, ..config })
-            .is_err());
-        assert!(
-            SequenceClassifier::new(&vs.root(), SequenceClassifierConfig { dropout: 1.0, ..config }).is_err()
-        );
+        assert!(SequenceClassifier::new(
+            &vs.root(),
+            SequenceClassifierConfig { recurrent: RecurrentConfig { hidden_size: 0, ..recurrent }, ..config }
+        )
+        .is_err());
+        assert!(SequenceClassifier::new(
+            &vs.root(),
+            SequenceClassifierConfig { recurrent: RecurrentConfig { dropout: 1.0, ..recurrent }, ..config }
+        )
+        .is_err());
     }
 }

@@ -8,7 +8,7 @@ use lstm_tch::{
     checkpoint::{self, CheckpointConfig},
     data::{dataset, Columns, Encoded, Format, LabelSet, TokenizerConfig, Truncate, Vocab},
     infer,
-    nn::{Cell, Pooling, TextClassifier, TextClassifierConfig},
+    nn::{Cell, Pooling, TextArchitecture, TextClassifier, TextClassifierConfig},
 };
 use tch::{nn, Device, Tensor};
 
@@ -160,16 +160,18 @@ fn model(
 ) -> (nn::VarStore, TextClassifier) {
     let config = TextClassifierConfig {
         vocab_size: 50,
-        embedding_dim: 8,
-        cell,
-        hidden_size: 12,
-        num_layers,
         num_classes: 3,
-        bidirectional,
-        dropout: 0.0,
-        embedding_dropout: 0.0,
-        pooling,
-        output_dropout: 0.0,
+        architecture: TextArchitecture {
+            embedding_dim: 8,
+            cell,
+            hidden_size: 12,
+            num_layers,
+            bidirectional,
+            dropout: 0.0,
+            embedding_dropout: 0.0,
+            pooling,
+            output_dropout: 0.0,
+        },
     };
     let vs = nn::VarStore::new(Device::Cpu);
     let model = TextClassifier::new(&vs.root(), config).unwrap();
@@ -270,7 +272,7 @@ fn save_then_load_gives_identical_logits() {
 
                 let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
                 assert_eq!(loaded.config, config, "{name}");
-                assert_eq!(loaded.config.model.cell, cell, "{name}");
+                assert_eq!(loaded.config.model.architecture.cell, cell, "{name}");
                 let before = infer::logits(&model, &data, 4, Device::Cpu).unwrap();
                 let after = infer::logits(&loaded.model, &data, 4, Device::Cpu).unwrap();
                 assert_eq!(before.size(), [4, 3], "{name}");
@@ -314,7 +316,7 @@ fn checkpoint_formats_say_which_cell() {
         c["model"].as_object_mut().unwrap().remove("cell");
     });
     let loaded = checkpoint::load(&path, Device::Cpu).unwrap();
-    assert_eq!(loaded.config.model.cell, Cell::Lstm);
+    assert_eq!(loaded.config.model.architecture.cell, Cell::Lstm);
     assert!(infer::logits(&loaded.model, &data, 4, Device::Cpu).unwrap().equal(&expected));
 
     edit(&path, &|c| c["model"]["cell"] = "gru".into());
@@ -379,16 +381,18 @@ fn dropout_only_acts_in_training() {
     for cell in CELLS {
         let config = TextClassifierConfig {
             vocab_size: 50,
-            embedding_dim: 8,
-            cell,
-            hidden_size: 12,
-            num_layers: 2,
             num_classes: 3,
-            bidirectional: false,
-            dropout: 0.5,
-            embedding_dropout: 0.0,
-            pooling: Pooling::Last,
-            output_dropout: 0.0,
+            architecture: TextArchitecture {
+                embedding_dim: 8,
+                cell,
+                hidden_size: 12,
+                num_layers: 2,
+                bidirectional: false,
+                dropout: 0.5,
+                embedding_dropout: 0.0,
+                pooling: Pooling::Last,
+                output_dropout: 0.0,
+            },
         };
         let vs = nn::VarStore::new(Device::Cpu);
         let model = TextClassifier::new(&vs.root(), config).unwrap();

@@ -28,7 +28,7 @@ use crate::{
     lab::plot::{self, Series, Typeface},
     nn::Cell,
     nn::Pooling,
-    nn::{TextClassifier, TextClassifierConfig},
+    nn::{TextArchitecture, TextClassifier, TextClassifierConfig},
     runtime::report::JsonFile,
 };
 
@@ -150,19 +150,18 @@ impl ModelSize {
     /// A unidirectional single-layer two-class [`TextClassifier`] over `vocab_size` tokens with
     /// `cell`, reading the final hidden state, no dropout.
     pub fn config(&self, cell: Cell, vocab_size: i64) -> TextClassifierConfig {
-        TextClassifierConfig {
-            vocab_size,
+        let architecture = TextArchitecture {
             embedding_dim: self.embedding_dim,
             cell,
             hidden_size: self.hidden_size,
             num_layers: 1,
-            num_classes: 2,
             bidirectional: false,
             dropout: 0.0,
             embedding_dropout: 0.0,
             pooling: Pooling::Last,
             output_dropout: 0.0,
-        }
+        };
+        TextClassifierConfig { vocab_size, num_classes: 2, architecture }
     }
 
     /// A fresh CPU model with `cell`, its parameters drawn from the default generator (seed it
