@@ -13,6 +13,14 @@ req="$root/scripts/requirements.txt"
 stamp="$venv/.lstm-tch-requirements"
 want=$(sha256sum "$req" | cut -d' ' -f1)
 
+# ccache (scripts/env.sh uses it when present) saves the second compile of torch-sys's C++
+# wrapper. Installed here only where it can be without asking: as root, with apt-get.
+if ! command -v ccache >/dev/null 2>&1 && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing ccache (apt-get) to cache C++ compiles" >&2
+  apt-get install -y -qq ccache >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq ccache >/dev/null 2>&1; } ||
+    echo "setup: ccache not installed; builds will just take longer" >&2
+fi
+
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi
