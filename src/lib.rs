@@ -10,6 +10,7 @@
 //! | data | [`data`] | tokenizers, vocabulary, dataset loaders, batches |
 //! | training | [`train`] | the fit loop, a whole resumable run, Adam, interrupts |
 //! | inference | [`infer`] | logits, probabilities, evaluation metrics |
+//! | serving | [`serve`] | `lstm-tch serve`: HTTP, dynamic batching, limits, metrics |
 //! | checkpoints | [`checkpoint`] | the format, loading, the atomic save |
 //! | the article | [`article`] | the article's run, bit for bit with its Python script |
 //! | the lab | [`lab`] | `explain`, the article's claims measured, benchmarks, figures |
@@ -24,6 +25,7 @@ pub mod infer;
 pub mod lab;
 pub mod nn;
 pub mod runtime;
+pub mod serve;
 pub mod train;
 
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 //! lstm-tch train                      # the sample dataset, defaults: ≥ 85 % test accuracy
 //! lstm-tch eval                       # metrics of runs/sentiment on the sample test split
 //! lstm-tch predict "not bad at all"   # label and class probabilities
+//! lstm-tch serve                      # the checkpoint behind HTTP on 127.0.0.1:8080
 //! lstm-tch claims memory             # the article's claims, measured (figures + JSON)
 //! lstm-tch info                       # libtorch, threads, CUDA support
 //! ```
@@ -35,6 +36,8 @@ enum Command {
     Eval(cli::EvalArgs),
     /// Classify sentences from arguments, a file or standard input.
     Predict(cli::PredictArgs),
+    /// Serve a checkpoint over HTTP, with dynamic batching (POST /predict, /info, /metrics...).
+    Serve(Box<lstm_tch::serve::ServeConfig>),
     /// Show the gates and the running prediction of a checkpoint, token by token.
     Explain(cli::ExplainArgs),
     /// The article's claims, measured: vanishing gradients, memory over distance, speed.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train(args),
         Command::Eval(args) => cli::eval(args),
         Command::Predict(args) => cli::predict(args),
+        Command::Serve(config) => cli::serve(config),
         Command::Explain(args) => cli::explain(args),
         Command::Claims(args) => cli::claims(args),
         Command::Bench(args) => {

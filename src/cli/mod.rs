@@ -1,5 +1,5 @@
-//! The `lstm-tch` command line: `train`, `eval`, `predict`, `explain`, `claims` and `info`, one
-//! file each.
+//! The `lstm-tch` command line: `train`, `eval`, `predict`, `serve`, `explain`, `claims` and
+//! `info`, one file each.
 //!
 //! Each subcommand is a clap struct and a `run` function; `src/main.rs` only dispatches. This is
 //! the edge of the program: paths and user values get their context here. What the subcommands
@@ -10,6 +10,7 @@ mod eval;
 mod explain;
 mod info;
 mod predict;
+mod serve;
 mod train;
 
 pub use claims::{claims, ClaimsArgs, Experiment};
@@ -17,6 +18,7 @@ pub use eval::{eval, EvalArgs};
 pub use explain::{explain, ExplainArgs};
 pub use info::info;
 pub use predict::{predict, PredictArgs};
+pub use serve::serve;
 pub use train::{train, TrainArgs};
 
 pub use crate::{

@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 use crate::runtime::checks;
 use crate::{
     checkpoint::Checkpoint,
-    data::{Encoded, LabelSet},
+    data::{Encoded, LabelSet, Tokenizer, Truncate, Vocab},
     nn::TextClassifier,
 };
 use metrics::{Confusion, Metrics};
@@ -36,15 +36,43 @@ pub fn logits(model: &TextClassifier, data: &Encoded, batch_size: usize, device:
 /// Class probabilities of `texts` under the checkpoint `ckpt` (tokenized, truncated and run
 /// as the checkpoint says, in one batch), flattened [texts × classes], on the CPU.
 pub fn probabilities(ckpt: &Checkpoint, texts: &[String], device: Device) -> Result<Vec<f32>> {
-    let data = Encoded::new(
-        texts.iter().map(String::as_str),
-        vec![0; texts.len()],
-        &ckpt.tokenizer,
-        &ckpt.vocab,
-        ckpt.config.truncate(),
-    )?;
-    let logits = logits(&ckpt.model, &data, texts.len().max(1), device)?;
+    let encoder = TextEncoder::of(ckpt);
+    let ids: Vec<Vec<i64>> = texts.iter().map(|t| encoder.encode(t)).collect();
+    probabilities_of_ids(&ckpt.model, &ids, device)
+}
+
+/// Class probabilities of texts already encoded ([`TextEncoder::encode`]), run in one batch:
+/// `ids` (each non-empty) give [texts × classes] flattened, on the CPU. What [`probabilities`]
+/// runs, and what the server runs on the batches it forms.
+pub fn probabilities_of_ids(model: &TextClassifier, ids: &[Vec<i64>], device: Device) -> Result<Vec<f32>> {
+    let data = Encoded::from_ids(ids, vec![0; ids.len()])?;
+    let logits = logits(model, &data, ids.len().max(1), device)?;
     Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
+}
+
+/// Text → token ids as a checkpoint reads it: its tokenizer, vocabulary and truncation
+/// (`--max-len`, `--truncate`). Cheap to clone and shareable between threads.
+#[derive(Debug, Clone)]
+pub struct TextEncoder {
+    /// The checkpoint's tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Its vocabulary.
+    pub vocab: Vocab,
+    /// Which tokens of a long text are kept.
+    pub truncate: Truncate,
+}
+
+impl TextEncoder {
+    /// The encoder of `ckpt`.
+    pub fn of(ckpt: &Checkpoint) -> Self {
+        Self { tokenizer: ckpt.tokenizer, vocab: ckpt.vocab.clone(), truncate: ckpt.config.truncate() }
+    }
+
+    /// `text`'s token ids, truncated (at least one: an empty text is `[<unk>]`), as
+    /// [`Encoded::new`] encodes it.
+    pub fn encode(&self, text: &str) -> Vec<i64> {
+        self.truncate.apply(&self.vocab.encode(&self.tokenizer.tokenize(text))).into_owned()
+    }
 }
 
 /// Accuracy, per-class metrics and confusion matrix of `model` on `data`.

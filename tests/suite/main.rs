@@ -26,6 +26,8 @@ mod plot;
 mod properties;
 #[cfg(all(unix, feature = "fault-injection"))]
 mod resume;
+#[cfg(unix)]
+mod serve;
 mod text_cli;
 mod text_parity;
 mod text_pipeline;

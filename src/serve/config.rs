@@ -1,0 +1,104 @@
+//! [`ServeConfig`]: what `lstm-tch serve` is asked to do, as plain values.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{ensure, Result};
+
+use crate::{
+    checkpoint::DEFAULT_CHECKPOINT,
+    runtime::{checks, device::RuntimeArgs},
+};
+
+/// Everything a server needs, as plain values: the checkpoint, where to listen, how to batch and
+/// what to refuse. Each field is also `lstm-tch serve`'s flag of the same name; the limits'
+/// defaults are text-embeddings-inference's where it has one (docs/serving.md).
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct ServeConfig {
+    /// Checkpoint directory to serve.
+    #[arg(long, default_value = DEFAULT_CHECKPOINT)]
+    pub checkpoint: PathBuf,
+    /// Address to listen on (loopback by default: put a reverse proxy in front to expose it).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port, printed at start-up).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Most texts the model runs in one batch.
+    #[arg(long, default_value_t = 64)]
+    pub max_batch_size: usize,
+    /// Most padded tokens (texts × the longest text) in one batch.
+    #[arg(long, default_value_t = 16384)]
+    pub max_batch_tokens: usize,
+    /// Milliseconds a batch may wait for more requests once the model is free (0: a batch forms
+    /// as soon as the model is free, from whatever is queued).
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub max_batch_delay: f64,
+    /// Requests in the system at once (queued or running); past it, 429 at once.
+    #[arg(long, default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+    /// Most texts in one request; past it, 413.
+    #[arg(long, default_value_t = 32)]
+    pub max_client_batch_size: usize,
+    /// Largest request body in bytes; past it, 413.
+    #[arg(long, default_value_t = 2_000_000, value_name = "BYTES")]
+    pub payload_limit: usize,
+    /// Seconds a request may take from its headers to its answer (a slow client's body
+    /// included); a request still queued then is dropped before it reaches the model.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub request_timeout: f64,
+    /// Require `Authorization: Bearer KEY` on every route but the health checks.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Origins browsers may call the API from (CORS); repeat the flag, or `*` for any.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_allow_origin: Vec<String>,
+}
+
+impl Default for ServeConfig {
+    /// `lstm-tch serve`'s defaults.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            config: ServeConfig,
+        }
+        <Defaults as clap::Parser>::parse_from(["serve"]).config
+    }
+}
+
+impl ServeConfig {
+    /// Checks what can be checked before the checkpoint is read.
+    pub fn validate(&self) -> Result<()> {
+        checks::at_least_one("--max-batch-size", self.max_batch_size)?;
+        checks::at_least_one("--max-batch-tokens", self.max_batch_tokens)?;
+        checks::at_least_one("--max-concurrent-requests", self.max_concurrent_requests)?;
+        checks::at_least_one("--max-client-batch-size", self.max_client_batch_size)?;
+        checks::at_least_one("--payload-limit", self.payload_limit)?;
+        ensure!(
+            self.max_client_batch_size <= self.max_batch_size,
+            "--max-client-batch-size ({}) must not exceed --max-batch-size ({}): a request is never split",
+            self.max_client_batch_size,
+            self.max_batch_size
+        );
+        ensure!(
+            self.max_batch_delay.is_finite() && self.max_batch_delay >= 0.0,
+            "--max-batch-delay must be finite and at least 0, got {}",
+            self.max_batch_delay
+        );
+        checks::positive("--request-timeout", self.request_timeout)?;
+        ensure!(self.api_key.as_ref().is_none_or(|k| !k.is_empty()), "--api-key must not be empty");
+        Ok(())
+    }
+
+    /// [`Self::max_batch_delay`] as a duration.
+    pub fn batch_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.max_batch_delay / 1e3)
+    }
+
+    /// [`Self::request_timeout`] as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout)
+    }
+}

@@ -1,0 +1,94 @@
+//! The server's Prometheus metrics (`GET /metrics`, text exposition format), kept with
+//! `prometheus-client`: requests by route and status and their duration, queue time, inference
+//! time, batch size, queue depth, dropped requests and model reloads.
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+/// Labels of a request: its route (the matched path, or `unmatched`) and status code.
+type RouteStatus = Vec<(&'static str, String)>;
+
+/// Histograms of seconds, one per label set.
+type SecondsByLabel = Family<Vec<(&'static str, String)>, Histogram, fn() -> Histogram>;
+
+/// Buckets for durations, from 0.5 ms to 10 s.
+fn seconds_histogram() -> Histogram {
+    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+}
+
+/// Every metric the server keeps, registered under the `lstm_tch_` prefix.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered, by route and status.
+    pub requests: Family<RouteStatus, Counter>,
+    /// Seconds from a request's headers to its answer, by route.
+    pub request_seconds: SecondsByLabel,
+    /// Seconds a request waited for the model.
+    pub queue_seconds: Histogram,
+    /// Seconds a batch took in the model.
+    pub inference_seconds: Histogram,
+    /// Texts per batch.
+    pub batch_texts: Histogram,
+    /// Requests queued, not yet in a batch.
+    pub queue_depth: Gauge,
+    /// Requests dropped before the model, by reason (`timeout`, `disconnected`).
+    pub dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Model reloads, by result (`ok`, `failed`).
+    pub reloads: Family<Vec<(&'static str, &'static str)>, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("lstm_tch"),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(seconds_histogram),
+            queue_seconds: seconds_histogram(),
+            inference_seconds: seconds_histogram(),
+            batch_texts: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            queue_depth: Gauge::default(),
+            dropped: Family::default(),
+            reloads: Family::default(),
+        };
+        let r = &mut metrics.registry;
+        r.register("requests", "Requests answered, by route and status", metrics.requests.clone());
+        r.register("request_duration_seconds", "Request duration, by route", metrics.request_seconds.clone());
+        r.register(
+            "queue_duration_seconds",
+            "Time a request waited for the model",
+            metrics.queue_seconds.clone(),
+        );
+        r.register(
+            "inference_duration_seconds",
+            "Time a batch took in the model",
+            metrics.inference_seconds.clone(),
+        );
+        r.register("batch_size", "Texts per batch", metrics.batch_texts.clone());
+        r.register("queue_size", "Requests queued, not yet in a batch", metrics.queue_depth.clone());
+        r.register(
+            "requests_dropped",
+            "Requests dropped before the model, by reason",
+            metrics.dropped.clone(),
+        );
+        r.register("model_reloads", "Model reloads, by result", metrics.reloads.clone());
+        metrics
+    }
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn record(&self, route: &str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&vec![("route", route.to_owned()), ("status", status.to_string())]).inc();
+        self.request_seconds.get_or_create(&vec![("route", route.to_owned())]).observe(seconds);
+    }
+
+    /// Everything, in Prometheus' text format.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}

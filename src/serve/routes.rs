@@ -1,0 +1,118 @@
+//! The router and its layers: the body limit, the request time-out, request ids, CORS, the API
+//! key and the metrics of every request.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+use axum::{
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use tower_http::{
+    cors::{AllowOrigin, Any, CorsLayer},
+    request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+};
+
+use super::api::{self, ApiError, AppState};
+
+/// The routes that answer without the API key: the health checks orchestrators poll.
+const OPEN_ROUTES: [&str; 4] = ["/health", "/ready", "/v2/health/live", "/v2/health/ready"];
+
+/// The `x-request-id` header.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Every route, with the layers, over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let request_id = axum::http::HeaderName::from_static(REQUEST_ID);
+    let mut router = Router::new()
+        .route("/predict", post(api::predict))
+        .route("/info", get(api::info))
+        .route("/health", get(api::health))
+        .route("/ready", get(api::ready))
+        .route("/v2/health/live", get(api::health))
+        .route("/v2/health/ready", get(api::ready))
+        .route("/metrics", get(api::metrics))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(state.config.payload_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), time_and_count))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, Counter::default()));
+    if let Some(cors) = cors(&state.config.cors_allow_origin) {
+        router = router.layer(cors);
+    }
+    router.with_state(state)
+}
+
+/// The CORS layer for `origins` (`*`: any), or none.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::from(Any)
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+    )
+}
+
+/// Request ids for requests that bring none: `lstm-tch-` and a per-process counter.
+#[derive(Clone, Default)]
+struct Counter(Arc<AtomicU64>);
+
+impl MakeRequestId for Counter {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("lstm-tch-{}-{n}", std::process::id())).ok().map(RequestId::new)
+    }
+}
+
+/// With `--api-key`, refuses (401) every request but the health checks that lacks
+/// `Authorization: Bearer KEY`.
+async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let Some(key) = &state.config.api_key else { return next.run(request).await };
+    if OPEN_ROUTES.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if given.and_then(|v| v.strip_prefix("Bearer ")) == Some(key.as_str()) {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required")
+        .into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Bounds the request's time (`--request-timeout`: a slow client's body included; 408 past
+/// it) and counts it in the metrics by route and status.
+async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let response = match tokio::time::timeout(state.config.timeout(), next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took longer than --request-timeout",
+        )
+        .into_response(),
+    };
+    state.metrics.record(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
