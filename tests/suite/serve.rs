@@ -330,16 +330,19 @@ fn the_api_key_guards_everything_but_the_health_checks() {
 
 #[test]
 fn past_max_concurrent_requests_a_request_is_refused_at_once() {
-    let server = Server::start(&["--max-concurrent-requests", "1", "--max-batch-delay", "500"]);
+    // The first request holds the only permit for the whole 3 s batch window; the second is
+    // refused at once: well within the window (the suite's load allows no tighter bound; the
+    // serving benchmark measures the refusal's latency).
+    let server = Server::start(&["--max-concurrent-requests", "1", "--max-batch-delay", "3000"]);
     std::thread::scope(|s| {
         let first = s.spawn(|| server.post("/predict", &json!({"inputs": "the first"})));
-        std::thread::sleep(Duration::from_millis(150)); // the first now holds the only permit
+        std::thread::sleep(Duration::from_millis(700)); // the first now holds the permit
         let started = Instant::now();
         let refused = server.post("/predict", &json!({"inputs": "the second"}));
         let took = started.elapsed();
         refused.assert_error(429, "overloaded", "the second request");
         assert_eq!(refused.header("retry-after"), Some("1"));
-        assert!(took < Duration::from_millis(100), "refused in {took:?}");
+        assert!(took < Duration::from_millis(1000), "refused in {took:?}");
         assert_eq!(first.join().unwrap().status, 200);
     });
     assert_eq!(server.post("/predict", &json!({"inputs": "after"})).status, 200, "serves normally after");
@@ -347,21 +350,28 @@ fn past_max_concurrent_requests_a_request_is_refused_at_once() {
 
 #[test]
 fn a_request_past_its_time_out_is_answered_408_and_dropped_before_the_model() {
-    // The batch window (1 s) outlasts the request time-out (0.2 s): the request is answered 408
-    // at 0.2 s; when its batch forms, its client is gone and it is dropped.
-    let server = Server::start(&["--request-timeout", "0.2", "--max-batch-delay", "1000"]);
+    // The batch window (2 s) outlasts the request time-out (0.3 s): the request is answered 408
+    // at the time-out; when its batch forms, its client is gone and it is dropped.
+    let server = Server::start(&["--request-timeout", "0.3", "--max-batch-delay", "2000"]);
     let started = Instant::now();
     server.post("/predict", &json!({"inputs": "too slow"})).assert_error(408, "timeout", "a queued request");
-    assert!(started.elapsed() < Duration::from_millis(900), "answered at the time-out");
-    std::thread::sleep(Duration::from_millis(1200));
-    let metrics = server.get("/metrics").body;
-    assert!(metrics.contains("lstm_tch_requests_dropped_total{reason=\"disconnected\"} 1"), "{metrics}");
+    assert!(started.elapsed() < Duration::from_millis(1500), "answered at the time-out, not the window");
+    let dropped = "lstm_tch_requests_dropped_total{reason=\"disconnected\"} 1";
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = server.get("/metrics").body;
+        if metrics.contains(dropped) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(metrics.contains(dropped), "{metrics}");
     assert!(metrics.contains("lstm_tch_batch_size_count 1\n"), "only the warm-up ran:\n{metrics}");
 }
 
 #[test]
 fn sigterm_answers_every_accepted_request_then_exits_0() {
-    let server = Server::start(&["--max-batch-delay", "300"]);
+    let server = Server::start(&["--max-batch-delay", "3000"]);
     let replies: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)
             .map(|i| {
@@ -369,7 +379,7 @@ fn sigterm_answers_every_accepted_request_then_exits_0() {
                 s.spawn(move || server.post("/predict", &json!({"inputs": format!("request {i}")})).status)
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(100)); // all six are queued in the batch window
+        std::thread::sleep(Duration::from_millis(1000)); // all six are queued in the 3 s window
         let pid = server.child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         handles.into_iter().map(|h| h.join().unwrap()).collect()
