@@ -75,6 +75,13 @@ impl Truncate {
     }
 }
 
+/// `text`'s token ids as a checkpoint reads it: tokenized, looked up in `vocab` (an empty text is
+/// `[<unk>]`), then truncated. The one place text becomes ids, for training, `predict` and the
+/// server alike.
+pub fn encode_text(text: &str, tokenizer: &Tokenizer, vocab: &Vocab, truncate: Truncate) -> Vec<i64> {
+    truncate.apply(&vocab.encode(&tokenizer.tokenize(text))).into_owned()
+}
+
 /// Texts as token ids, with their class indices.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Encoded {
@@ -97,7 +104,7 @@ impl Encoded {
         checks::at_least_one("--max-len", truncate.max_len)?;
         let mut encoded = Self { ids: Vec::new(), offsets: vec![0], labels };
         for text in texts {
-            encoded.push(&truncate.apply(&vocab.encode(&tokenizer.tokenize(text))));
+            encoded.push(&encode_text(text, tokenizer, vocab, truncate));
         }
         ensure!(
             encoded.len() == encoded.labels.len(),

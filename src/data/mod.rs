@@ -6,7 +6,7 @@ mod labels;
 pub mod tokenizer;
 pub mod vocab;
 
-pub use batcher::{Batch, Encoded, Truncate, Truncation};
+pub use batcher::{encode_text, Batch, Encoded, Truncate, Truncation};
 pub use dataset::{Columns, Example, Format};
 pub use labels::LabelSet;
 pub use tokenizer::{Tokenizer, TokenizerConfig, TokenizerMode};

@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 use crate::runtime::checks;
 use crate::{
     checkpoint::Checkpoint,
-    data::{Encoded, LabelSet, Tokenizer, Truncate, Vocab},
+    data::{encode_text, Encoded, LabelSet, Tokenizer, Truncate, Vocab},
     nn::TextClassifier,
 };
 use metrics::{Confusion, Metrics};
@@ -45,9 +45,21 @@ pub fn probabilities(ckpt: &Checkpoint, texts: &[String], device: Device) -> Res
 /// `ids` (each non-empty) give [texts × classes] flattened, on the CPU. What [`probabilities`]
 /// runs, and what the server runs on the batches it forms.
 pub fn probabilities_of_ids(model: &TextClassifier, ids: &[Vec<i64>], device: Device) -> Result<Vec<f32>> {
+    Ok(scores_of_ids(model, ids, device)?.1)
+}
+
+/// [`probabilities_of_ids`] with the logits it computes them from: (logits, probabilities), each
+/// [texts × classes] flattened, on the CPU.
+pub fn scores_of_ids(
+    model: &TextClassifier,
+    ids: &[Vec<i64>],
+    device: Device,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let data = Encoded::from_ids(ids, vec![0; ids.len()])?;
     let logits = logits(model, &data, ids.len().max(1), device)?;
-    Ok(Vec::<f32>::try_from(&logits.f_softmax(1, Kind::Float)?.f_flatten(0, -1)?)?)
+    let probabilities = logits.f_softmax(1, Kind::Float)?;
+    let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(&t.f_flatten(0, -1)?)?) };
+    Ok((flat(&logits)?, flat(&probabilities)?))
 }
 
 /// Text → token ids as a checkpoint reads it: its tokenizer, vocabulary and truncation
@@ -68,10 +80,10 @@ impl TextEncoder {
         Self { tokenizer: ckpt.tokenizer, vocab: ckpt.vocab.clone(), truncate: ckpt.config.truncate() }
     }
 
-    /// `text`'s token ids, truncated (at least one: an empty text is `[<unk>]`), as
-    /// [`Encoded::new`] encodes it.
+    /// `text`'s token ids, truncated (at least one: an empty text is `[<unk>]`):
+    /// [`encode_text`] with this checkpoint's pieces.
     pub fn encode(&self, text: &str) -> Vec<i64> {
-        self.truncate.apply(&self.vocab.encode(&self.tokenizer.tokenize(text))).into_owned()
+        encode_text(text, &self.tokenizer, &self.vocab, self.truncate)
     }
 }
 

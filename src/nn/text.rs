@@ -100,12 +100,7 @@ pub struct TextArchitecture {
 impl Default for TextArchitecture {
     /// `lstm-tch train`'s defaults.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            architecture: TextArchitecture,
-        }
-        <Defaults as clap::Parser>::parse_from(["train"]).architecture
+        crate::runtime::flags::flag_defaults()
     }
 }
 

@@ -5,5 +5,6 @@ pub mod checks;
 pub mod device;
 pub mod fault;
 pub(crate) mod ffi;
+pub mod flags;
 pub mod report;
 pub mod rng;

@@ -59,12 +59,7 @@ pub struct ServeConfig {
 impl Default for ServeConfig {
     /// `lstm-tch serve`'s defaults.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            config: ServeConfig,
-        }
-        <Defaults as clap::Parser>::parse_from(["serve"]).config
+        crate::runtime::flags::flag_defaults()
     }
 }
 

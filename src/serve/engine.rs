@@ -18,11 +18,11 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use tch::{Device, Kind, Tensor};
+use tch::Device;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use crate::{data::Encoded, infer, nn::TextClassifier};
+use crate::{infer, nn::TextClassifier};
 
 /// How the engine forms batches.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -147,7 +147,6 @@ impl Worker {
     /// Forms and runs batches until every handle is gone and the queue is empty.
     fn run(mut self) {
         while let Some(batch) = self.next_batch() {
-            self.metrics.queue_depth.set(self.depth.load(Ordering::SeqCst) as i64);
             let live: Vec<Job> = batch.into_iter().filter_map(|job| self.admit(job)).collect();
             if !live.is_empty() {
                 self.answer(live);
@@ -207,7 +206,7 @@ impl Worker {
     fn answer(&self, jobs: Vec<Job>) {
         let ids: Vec<Vec<i64>> = jobs.iter().flat_map(|j| j.ids.iter().cloned()).collect();
         let started = Instant::now();
-        let result = self.forward(&ids);
+        let result = infer::scores_of_ids(&self.model, &ids, self.device);
         let inference_time = started.elapsed();
         self.metrics.batch_texts.observe(ids.len() as f64);
         self.metrics.inference_seconds.observe(inference_time.as_secs_f64());
@@ -233,15 +232,5 @@ impl Worker {
             row += n;
             let _ = job.reply.send(reply); // a client that left no longer listens
         }
-    }
-
-    /// Logits and probabilities [texts × classes] of `ids`, flattened: the ops
-    /// [`infer::probabilities_of_ids`] runs, keeping the logits too.
-    fn forward(&self, ids: &[Vec<i64>]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let data = Encoded::from_ids(ids, vec![0; ids.len()])?;
-        let logits = infer::logits(&self.model, &data, ids.len(), self.device)?;
-        let probabilities = logits.f_softmax(1, Kind::Float)?;
-        let flat = |t: &Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(&t.f_flatten(0, -1)?)?) };
-        Ok((flat(&logits)?, flat(&probabilities)?))
     }
 }

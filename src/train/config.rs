@@ -121,12 +121,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     /// `lstm-tch train`'s defaults.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            config: TrainConfig,
-        }
-        <Defaults as clap::Parser>::parse_from(["train"]).config
+        crate::runtime::flags::flag_defaults()
     }
 }
 
