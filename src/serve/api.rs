@@ -1,12 +1,13 @@
-//! The HTTP API's request and response bodies, its errors, and its handlers. The shapes are
-//! text-embeddings-inference's, so its clients work unchanged (docs/serving.md).
+//! What the handlers share: the state, the errors (`{"error", "error_type"}`), the JSON
+//! extractor, admission (the concurrency permit and the text-count limits), the timing headers;
+//! and the small routes (`/info`, the health checks, `/metrics`, the 404).
 
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, RwLock,
     },
-    time::Instant,
+    time::Duration,
 };
 
 use axum::{
@@ -15,34 +16,83 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use serde::Serialize;
+use tch::Device;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    engine::{Answer, Engine, EngineError},
+    engine::EngineError,
     metrics::Metrics,
+    served::{Info, Served},
     ServeConfig,
 };
-use crate::infer::TextEncoder;
 
 /// What the handlers share.
 pub struct AppState {
-    /// The batching engine.
-    pub engine: Engine,
-    /// Text → ids as the served checkpoint reads it.
-    pub encoder: TextEncoder,
-    /// The class names, in the model's order.
-    pub labels: Vec<String>,
-    /// `GET /info`'s body.
-    pub info: Info,
+    /// The checkpoint being served; a reload swaps it.
+    served: RwLock<Arc<Served>>,
     /// The server's limits and knobs.
     pub config: ServeConfig,
+    /// The device models run on.
+    pub device: Device,
     /// One permit per request in the system ([`ServeConfig::max_concurrent_requests`]).
     pub permits: Arc<Semaphore>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// Ready for traffic: the model is warm and the server is not draining.
     pub ready: AtomicBool,
+    /// Held while a reload runs (one at a time).
+    pub reloading: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// The state of a server serving `served` as `config` says (not ready yet).
+    pub fn new(served: Served, config: &ServeConfig, device: Device, metrics: Arc<Metrics>) -> Self {
+        Self {
+            served: RwLock::new(Arc::new(served)),
+            config: config.clone(),
+            device,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            metrics,
+            ready: false.into(),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The checkpoint served now: a request keeps this one to its end, whatever is reloaded.
+    pub fn served(&self) -> Arc<Served> {
+        self.served.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Serves `next` from now on; requests in flight finish on the model they started with.
+    pub fn swap(&self, next: Served) {
+        *self.served.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
+    }
+
+    /// Admits a request of `texts` texts: a permit of `--max-concurrent-requests` (429 at once
+    /// without one), at least one text (400), at most `--max-client-batch-size` (413).
+    pub fn admit(&self, texts: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "overloaded",
+                "too many requests in flight; retry later",
+            )
+        })?;
+        if texts == 0 {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "validation",
+                "no text given: the input list is empty",
+            ));
+        }
+        let limit = self.config.max_client_batch_size;
+        if texts > limit {
+            let message = format!("{texts} texts in one request; --max-client-batch-size is {limit}");
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "validation", message));
+        }
+        Ok(permit)
+    }
 }
 
 /// An error answered as `{"error": message, "error_type": kind}` with its status code.
@@ -61,9 +111,12 @@ impl ApiError {
 }
 
 /// The body of every error.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What went wrong, in one line.
     error: &'a str,
+    /// Its kind: `validation`, `payload_too_large`, `overloaded`, `timeout`, `unavailable`,
+    /// `unauthorized`, `not_found`, `reload`, `backend`, `unsupported`.
     error_type: &'a str,
 }
 
@@ -80,11 +133,13 @@ impl IntoResponse for ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::TimedOut => Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string()),
-            EngineError::Stopped => Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
-            EngineError::Model(_) => Self::new(StatusCode::FAILED_DEPENDENCY, "backend", e.to_string()),
-        }
+        let (status, kind) = match e {
+            EngineError::TimedOut => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            EngineError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            EngineError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "unsupported"),
+            EngineError::Model(_) => (StatusCode::FAILED_DEPENDENCY, "backend"),
+        };
+        Self::new(status, kind, e.to_string())
     }
 }
 
@@ -117,129 +172,35 @@ fn json_error(rejection: JsonRejection) -> ApiError {
     ApiError::new(status, kind, rejection.body_text())
 }
 
-/// `POST /predict`'s body: one text or a list (text-embeddings-inference's shape). Other
-/// fields (`truncate`, `parameters`: what some clients send) are accepted and ignored: texts
-/// longer than the checkpoint's `--max-len` are always truncated, as `predict` truncates them.
-#[derive(Debug, Deserialize)]
-pub struct PredictRequest {
-    /// The text or texts.
-    pub inputs: Inputs,
-    /// Return the logits instead of the probabilities as each label's `score`.
-    #[serde(default)]
-    pub raw_scores: bool,
-}
-
-/// One text, or a list of them.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Inputs {
-    /// `"inputs": "text"`: the answer is one list of labels.
-    One(String),
-    /// `"inputs": ["t1", "t2"]`: the answer is a list of lists.
-    Many(Vec<String>),
-}
-
-/// A label and its score (probability, or logit with `raw_scores`).
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-pub struct LabelScore {
-    /// The class name.
-    pub label: String,
-    /// Its probability (or logit).
-    pub score: f32,
-}
-
-/// `GET /info`'s body.
-#[derive(Debug, Clone, Serialize)]
-pub struct Info {
-    /// The checkpoint directory served.
-    pub model_id: String,
-    /// `lstm`, `gru` or `rnn`.
-    pub cell: String,
-    /// The class names.
-    pub labels: Vec<String>,
-    /// The tokenizer mode and whether it lower-cases.
-    pub tokenizer: serde_json::Value,
-    /// Tokens kept per text (longer texts are truncated).
-    pub max_input_length: usize,
-    /// The batching and request limits.
-    pub max_batch_size: usize,
-    /// Padded tokens per batch.
-    pub max_batch_tokens: usize,
-    /// Requests in the system at once.
-    pub max_concurrent_requests: usize,
-    /// Texts per request.
-    pub max_client_batch_size: usize,
-    /// Largest request body, bytes.
-    pub payload_limit: usize,
-    /// `lstm-tch`'s version.
-    pub version: &'static str,
-}
-
-/// `POST /predict`: each text's labels sorted by score, with `x-queue-time` and
-/// `x-inference-time` (milliseconds) headers.
-pub async fn predict(
-    State(state): State<Arc<AppState>>,
-    ApiJson(request): ApiJson<PredictRequest>,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let _permit = state.permits.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", "too many requests in flight; retry later")
-    })?;
-    let (texts, one) = match request.inputs {
-        Inputs::One(text) => (vec![text], true),
-        Inputs::Many(texts) => (texts, false),
-    };
-    if texts.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "validation", "`inputs` is an empty list"));
-    }
-    let limit = state.config.max_client_batch_size;
-    if texts.len() > limit {
-        let message = format!("{} texts in one request; --max-client-batch-size is {limit}", texts.len());
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "validation", message));
-    }
-    let ids = texts.iter().map(|t| state.encoder.encode(t)).collect();
-    let answer = state.engine.submit(ids, started + state.config.timeout()).await?;
-    let ranked = rank(&answer, &state.labels, request.raw_scores);
-    let mut response = if one { Json(&ranked[0]).into_response() } else { Json(&ranked).into_response() };
+/// `value` as JSON, with the `x-queue-time` and `x-inference-time` headers (milliseconds).
+pub fn timed_json(value: &impl Serialize, queue_time: Duration, inference_time: Duration) -> Response {
+    let mut response = Json(value).into_response();
     let headers = response.headers_mut();
-    for (name, seconds) in [("x-queue-time", answer.queue_time), ("x-inference-time", answer.inference_time)]
-    {
-        let millis = format!("{:.3}", seconds.as_secs_f64() * 1e3);
-        if let Ok(value) = HeaderValue::from_str(&millis) {
+    for (name, time) in [("x-queue-time", queue_time), ("x-inference-time", inference_time)] {
+        if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", time.as_secs_f64() * 1e3)) {
             headers.insert(HeaderName::from_static(name), value);
         }
     }
-    Ok(response)
+    response
 }
 
-/// Each text's labels with their scores, highest first (ties in class order).
-fn rank(answer: &Answer, labels: &[String], raw_scores: bool) -> Vec<Vec<LabelScore>> {
-    let scores = if raw_scores { &answer.logits } else { &answer.probabilities };
-    scores
-        .chunks(labels.len())
-        .map(|row| {
-            let mut ranked: Vec<LabelScore> = labels
-                .iter()
-                .zip(row)
-                .map(|(label, &score)| LabelScore { label: label.clone(), score })
-                .collect();
-            ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
-            ranked
-        })
-        .collect()
-}
-
-/// `GET /info`.
+/// The model, its limits and the server's version.
+#[utoipa::path(get, path = "/info", tag = "model", responses((status = 200, body = Info)))]
 pub async fn info(State(state): State<Arc<AppState>>) -> Json<Info> {
-    Json(state.info.clone())
+    Json(state.served().info.clone())
 }
 
-/// `GET /health` (and `/v2/health/live`): the process is up.
+/// Liveness: the process is up (also `GET /v2/health/live`).
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "alive")))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `GET /ready` (and `/v2/health/ready`): 200 once the model is warm, 503 while draining.
+/// Readiness: 200 once the model is warm, 503 while draining (also `GET /v2/health/ready`).
+#[utoipa::path(
+    get, path = "/ready", tag = "health",
+    responses((status = 200, description = "ready"), (status = 503, body = ErrorBody, description = "not ready"))
+)]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
     if state.ready.load(Ordering::SeqCst) {
         Ok(Json(serde_json::json!({ "status": "ready" })))
@@ -248,9 +209,10 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Json<serde_json
     }
 }
 
-/// `GET /metrics`: Prometheus' text format.
+/// The Prometheus metrics, in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    state.metrics.queue_depth.set(state.engine.queue_depth() as i64);
+    state.metrics.queue_depth.set(state.served().engine.queue_depth() as i64);
     let text = state
         .metrics
         .render()

@@ -9,6 +9,10 @@ use crate::{
     runtime::{checks, device::RuntimeArgs},
 };
 
+/// The longest time-out or batch delay accepted (a day): any longer would mean "never", which
+/// a server should not be asked for.
+const MAX_SECONDS: f64 = 86_400.0;
+
 /// Everything a server needs, as plain values: the checkpoint, where to listen, how to batch and
 /// what to refuse. Each field is also `lstm-tch serve`'s flag of the same name; the limits'
 /// defaults are text-embeddings-inference's where it has one (docs/serving.md).
@@ -23,6 +27,9 @@ pub struct ServeConfig {
     /// Port to listen on (0: any free port, printed at start-up).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// The model's name in the Open Inference Protocol routes (`/v2/models/NAME/infer`).
+    #[arg(long, default_value = "lstm-tch")]
+    pub model_name: String,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
     /// Most texts the model runs in one batch.
@@ -48,12 +55,23 @@ pub struct ServeConfig {
     /// included); a request still queued then is dropped before it reaches the model.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
     pub request_timeout: f64,
+    /// Seconds a client has to send a request's headers (also how long an idle keep-alive
+    /// connection stays open); past it, the connection is closed.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub header_timeout: f64,
     /// Require `Authorization: Bearer KEY` on every route but the health checks.
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
     /// Origins browsers may call the API from (CORS); repeat the flag, or `*` for any.
     #[arg(long, value_name = "ORIGIN")]
     pub cors_allow_origin: Vec<String>,
+    /// Log level on stderr: `info` logs start-up, reloads and shutdown; `debug` adds one line
+    /// per request.
+    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 impl Default for ServeConfig {
@@ -78,11 +96,21 @@ impl ServeConfig {
             self.max_batch_size
         );
         ensure!(
-            self.max_batch_delay.is_finite() && self.max_batch_delay >= 0.0,
-            "--max-batch-delay must be finite and at least 0, got {}",
+            (0.0..=MAX_SECONDS * 1e3).contains(&self.max_batch_delay),
+            "--max-batch-delay must be between 0 and {} ms, got {}",
+            MAX_SECONDS * 1e3,
             self.max_batch_delay
         );
-        checks::positive("--request-timeout", self.request_timeout)?;
+        for (name, seconds) in
+            [("--request-timeout", self.request_timeout), ("--header-timeout", self.header_timeout)]
+        {
+            checks::positive(name, seconds)?;
+            ensure!(seconds <= MAX_SECONDS, "{name} must be at most {MAX_SECONDS} s, got {seconds}");
+        }
+        ensure!(
+            !self.model_name.is_empty() && !self.model_name.contains('/'),
+            "--model-name must be a non-empty name without '/'"
+        );
         ensure!(self.api_key.as_ref().is_none_or(|k| !k.is_empty()), "--api-key must not be empty");
         Ok(())
     }
@@ -95,5 +123,10 @@ impl ServeConfig {
     /// [`Self::request_timeout`] as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.request_timeout)
+    }
+
+    /// [`Self::header_timeout`] as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_timeout)
     }
 }

@@ -2,11 +2,12 @@
 //! free it takes what is queued, up to the batch limits, as one batch.
 //!
 //! A batch forms as soon as the model is free (no fixed delay, as text-embeddings-inference
-//! does), so at low load a request runs alone and batching adds no latency; `max_batch_delay`
-//! may hold a batch open briefly for more. Requests are taken in arrival order; one that would
+//! does), so at low load a request runs alone and batching adds no latency; `max_delay` may
+//! hold a batch open briefly for more. Requests are taken in arrival order; one that would
 //! overflow the batch (texts or padded tokens) opens the next one, so none is split or starved.
-//! A request whose client has gone (its reply channel closed) or whose deadline has passed is
-//! dropped before it reaches the model.
+//! An explanation (`POST /explain`) runs alone, between batches, on the same thread: the model
+//! is never run from two threads at once. A request whose client has gone (its reply channel
+//! closed) or whose deadline has passed is dropped before it reaches the model.
 
 use std::{
     sync::{
@@ -22,7 +23,11 @@ use tch::Device;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use crate::{infer, nn::TextClassifier};
+use crate::{
+    checkpoint::Checkpoint,
+    infer,
+    lab::explain::{self, Explanation},
+};
 
 /// How the engine forms batches.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,19 +40,24 @@ pub struct BatchLimits {
     pub max_delay: Duration,
 }
 
-/// What the model computed for one request.
+/// The class scores of a request's texts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
+pub struct Scores {
     /// Logits [texts × classes], flattened.
     pub logits: Vec<f32>,
     /// Class probabilities [texts × classes], flattened: the softmax `predict` computes.
     pub probabilities: Vec<f32>,
+}
+
+/// What the model computed for one request, and how long it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    /// The result: [`Scores`], or one [`Explanation`] per text.
+    pub output: T,
     /// Time the request waited in the queue.
     pub queue_time: Duration,
     /// Time its batch took in the model.
     pub inference_time: Duration,
-    /// Texts in its batch (its own and others').
-    pub batch_texts: usize,
 }
 
 /// Why a request got no answer.
@@ -57,6 +67,8 @@ pub enum EngineError {
     TimedOut,
     /// The engine has stopped (the server is shutting down).
     Stopped,
+    /// The model cannot do this on its device.
+    Unsupported(String),
     /// The model failed on its batch.
     Model(String),
 }
@@ -66,45 +78,58 @@ impl std::fmt::Display for EngineError {
         match self {
             EngineError::TimedOut => f.write_str("the request timed out in the queue"),
             EngineError::Stopped => f.write_str("the server is shutting down"),
+            EngineError::Unsupported(e) => f.write_str(e),
             EngineError::Model(e) => write!(f, "inference failed: {e}"),
         }
     }
 }
 
-/// One queued request: its texts as token ids, when it must be answered by, where to answer.
-struct Job {
-    ids: Vec<Vec<i64>>,
+/// One queued request: its input, when it must be answered by, where to answer.
+struct Job<I, O> {
+    input: I,
     enqueued: Instant,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Answer, EngineError>>,
+    reply: oneshot::Sender<Result<Answer<O>, EngineError>>,
 }
 
-impl Job {
+/// Texts as token ids (one entry per text, each non-empty), to score in a batch.
+type ScoresJob = Job<Vec<Vec<i64>>, Scores>;
+
+/// Texts to explain, one after another.
+type ExplainJob = Job<Vec<String>, Vec<Explanation>>;
+
+/// What is queued for the model.
+enum Work {
+    Scores(ScoresJob),
+    Explain(ExplainJob),
+}
+
+impl ScoresJob {
     /// The longest text's length in tokens.
     fn longest(&self) -> usize {
-        self.ids.iter().map(Vec::len).max().unwrap_or(1)
+        self.input.iter().map(Vec::len).max().unwrap_or(1)
     }
 }
 
 /// The handle requests are submitted through; cloning it shares the one engine.
 #[derive(Clone)]
 pub struct Engine {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Work>,
     depth: Arc<AtomicUsize>,
 }
 
 impl Engine {
-    /// Starts the engine's thread, which owns `model` (on `device`) from now on; it stops when
-    /// every handle is dropped and the queue is empty. `metrics` records every batch.
+    /// Starts the engine's thread, which owns `ckpt` (its model on `device`) from now on; it
+    /// stops when every handle is dropped and the queue is empty. `metrics` records every batch.
     pub fn start(
-        model: TextClassifier,
+        ckpt: Checkpoint,
         device: Device,
         limits: BatchLimits,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel();
         let depth = Arc::new(AtomicUsize::new(0));
-        let worker = Worker { model, device, limits, metrics, depth: depth.clone(), jobs, carried: None };
+        let worker = Worker { ckpt, device, limits, metrics, depth: depth.clone(), jobs, carried: None };
         let thread = thread::Builder::new()
             .name("lstm-tch-model".into())
             .spawn(move || worker.run())
@@ -112,13 +137,32 @@ impl Engine {
         Ok((Self { queue, depth }, thread))
     }
 
-    /// Queues `ids` (one entry per text, each non-empty) and waits for their answer; a request
-    /// still queued at `deadline` is dropped with [`EngineError::TimedOut`].
-    pub async fn submit(&self, ids: Vec<Vec<i64>>, deadline: Instant) -> Result<Answer, EngineError> {
+    /// Queues `ids` (one entry per text, each non-empty) to be scored and waits for their
+    /// answer; a request still queued at `deadline` is dropped with [`EngineError::TimedOut`].
+    pub async fn scores(&self, ids: Vec<Vec<i64>>, deadline: Instant) -> Result<Answer<Scores>, EngineError> {
+        self.submit(ids, deadline, Work::Scores).await
+    }
+
+    /// Queues `texts` to be explained ([`explain::explain`]) and waits for their answer.
+    pub async fn explain(
+        &self,
+        texts: Vec<String>,
+        deadline: Instant,
+    ) -> Result<Answer<Vec<Explanation>>, EngineError> {
+        self.submit(texts, deadline, Work::Explain).await
+    }
+
+    /// Queues `input` as `kind` of work and waits for its answer.
+    async fn submit<I, O>(
+        &self,
+        input: I,
+        deadline: Instant,
+        kind: fn(Job<I, O>) -> Work,
+    ) -> Result<Answer<O>, EngineError> {
         let (reply, answer) = oneshot::channel();
         self.depth.fetch_add(1, Ordering::SeqCst);
-        let job = Job { ids, enqueued: Instant::now(), deadline, reply };
-        if self.queue.send(job).is_err() {
+        let job = Job { input, enqueued: Instant::now(), deadline, reply };
+        if self.queue.send(kind(job)).is_err() {
             self.depth.fetch_sub(1, Ordering::SeqCst);
             return Err(EngineError::Stopped);
         }
@@ -133,63 +177,76 @@ impl Engine {
 
 /// The model thread's state.
 struct Worker {
-    model: TextClassifier,
+    ckpt: Checkpoint,
     device: Device,
     limits: BatchLimits,
     metrics: Arc<Metrics>,
     depth: Arc<AtomicUsize>,
-    jobs: mpsc::Receiver<Job>,
-    /// A job taken from the queue that did not fit the last batch: the next one starts with it.
-    carried: Option<Job>,
+    jobs: mpsc::Receiver<Work>,
+    /// Work taken from the queue that did not fit the last batch: the next one starts with it.
+    carried: Option<Work>,
 }
 
 impl Worker {
     /// Forms and runs batches until every handle is gone and the queue is empty.
     fn run(mut self) {
-        while let Some(batch) = self.next_batch() {
-            let live: Vec<Job> = batch.into_iter().filter_map(|job| self.admit(job)).collect();
-            if !live.is_empty() {
-                self.answer(live);
+        while let Some(first) = self.take(None) {
+            match first {
+                Work::Scores(first) => {
+                    let batch = self.fill(first);
+                    let live: Vec<ScoresJob> = batch.into_iter().filter_map(|job| self.admit(job)).collect();
+                    if !live.is_empty() {
+                        self.score(live);
+                    }
+                }
+                Work::Explain(job) => {
+                    if let Some(job) = self.admit(job) {
+                        self.explain(job);
+                    }
+                }
             }
         }
     }
 
-    /// Takes a job: the carried one, else from the queue, waiting for one (`until` None) or until
-    /// `until`; `None` when none came (or the queue is closed and empty).
-    fn take(&mut self, until: Option<Instant>) -> Option<Job> {
-        if let Some(job) = self.carried.take() {
-            return Some(job);
+    /// Takes work: the carried one, else from the queue, waiting for some (`until` None) or
+    /// until `until`; `None` when none came (or the queue is closed and empty).
+    fn take(&mut self, until: Option<Instant>) -> Option<Work> {
+        if let Some(work) = self.carried.take() {
+            return Some(work);
         }
-        let job = match until {
+        let work = match until {
             None => self.jobs.recv().ok()?,
             Some(t) => self.jobs.recv_timeout(t.saturating_duration_since(Instant::now())).ok()?,
         };
         self.depth.fetch_sub(1, Ordering::SeqCst);
-        Some(job)
+        Some(work)
     }
 
-    /// The next batch: the first queued job (waiting for one), then more while they fit the
-    /// limits, for at most `max_delay`; `None` once the queue is closed and empty.
-    fn next_batch(&mut self) -> Option<Vec<Job>> {
-        let first = self.take(None)?;
-        let (mut texts, mut longest) = (first.ids.len(), first.longest());
+    /// The batch `first` opens: more queued scoring jobs while they fit the limits, for at most
+    /// `max_delay`. Work that does not fit (or is not scoring) is carried to the next turn.
+    fn fill(&mut self, first: ScoresJob) -> Vec<ScoresJob> {
+        let (mut texts, mut longest) = (first.input.len(), first.longest());
         let mut batch = vec![first];
         let until = Instant::now() + self.limits.max_delay;
-        while let Some(job) = self.take(Some(until)) {
-            let (t, l) = (texts + job.ids.len(), longest.max(job.longest()));
+        while let Some(work) = self.take(Some(until)) {
+            let Work::Scores(job) = work else {
+                self.carried = Some(work);
+                break;
+            };
+            let (t, l) = (texts + job.input.len(), longest.max(job.longest()));
             if t > self.limits.max_texts || t * l > self.limits.max_tokens {
-                self.carried = Some(job);
+                self.carried = Some(Work::Scores(job));
                 break;
             }
             (texts, longest) = (t, l);
             batch.push(job);
         }
-        Some(batch)
+        batch
     }
 
     /// `job` if it is still wanted: not past its deadline (answered with a time-out), its
     /// client still waiting.
-    fn admit(&self, job: Job) -> Option<Job> {
+    fn admit<I, O>(&self, job: Job<I, O>) -> Option<Job<I, O>> {
         if job.reply.is_closed() {
             self.metrics.dropped.get_or_create(&vec![("reason", "disconnected")]).inc();
             return None;
@@ -203,34 +260,56 @@ impl Worker {
     }
 
     /// Runs `jobs` as one batch and sends each its rows.
-    fn answer(&self, jobs: Vec<Job>) {
-        let ids: Vec<Vec<i64>> = jobs.iter().flat_map(|j| j.ids.iter().cloned()).collect();
+    fn score(&self, jobs: Vec<ScoresJob>) {
+        let ids: Vec<Vec<i64>> = jobs.iter().flat_map(|j| j.input.iter().cloned()).collect();
         let started = Instant::now();
-        let result = infer::scores_of_ids(&self.model, &ids, self.device);
+        let result = infer::scores_of_ids(&self.ckpt.model, &ids, self.device);
         let inference_time = started.elapsed();
         self.metrics.batch_texts.observe(ids.len() as f64);
         self.metrics.inference_seconds.observe(inference_time.as_secs_f64());
         let mut row = 0;
         for job in jobs {
-            let n = job.ids.len();
-            let queue_time = started.saturating_duration_since(job.enqueued);
-            self.metrics.queue_seconds.observe(queue_time.as_secs_f64());
+            let n = job.input.len();
+            let queue_time = self.waited(&job, started);
             let reply = match &result {
                 Ok((logits, probabilities)) => {
                     let classes = logits.len() / ids.len();
                     let rows = row * classes..(row + n) * classes;
-                    Ok(Answer {
+                    let output = Scores {
                         logits: logits[rows.clone()].to_vec(),
                         probabilities: probabilities[rows].to_vec(),
-                        queue_time,
-                        inference_time,
-                        batch_texts: ids.len(),
-                    })
+                    };
+                    Ok(Answer { output, queue_time, inference_time })
                 }
                 Err(e) => Err(EngineError::Model(format!("{e:#}"))),
             };
             row += n;
             let _ = job.reply.send(reply); // a client that left no longer listens
         }
+    }
+
+    /// Explains `job`'s texts, one after another (on the CPU only: the equations are unrolled
+    /// there).
+    fn explain(&self, job: ExplainJob) {
+        let started = Instant::now();
+        let queue_time = self.waited(&job, started);
+        let result = if self.device != Device::Cpu {
+            let why = format!("explain runs on the CPU; this server runs its model on {:?}", self.device);
+            Err(EngineError::Unsupported(why))
+        } else {
+            let explained: Result<Vec<Explanation>> =
+                job.input.iter().map(|text| explain::explain(&self.ckpt, text)).collect();
+            explained.map_err(|e| EngineError::Model(format!("{e:#}")))
+        };
+        let inference_time = started.elapsed();
+        self.metrics.inference_seconds.observe(inference_time.as_secs_f64());
+        let _ = job.reply.send(result.map(|output| Answer { output, queue_time, inference_time }));
+    }
+
+    /// How long `job` waited until `started`, recorded in the metrics.
+    fn waited<I, O>(&self, job: &Job<I, O>, started: Instant) -> Duration {
+        let queue_time = started.saturating_duration_since(job.enqueued);
+        self.metrics.queue_seconds.observe(queue_time.as_secs_f64());
+        queue_time
     }
 }

@@ -1,6 +1,6 @@
 //! The server's Prometheus metrics (`GET /metrics`, text exposition format), kept with
 //! `prometheus-client`: requests by route and status and their duration, queue time, inference
-//! time, batch size, queue depth, dropped requests and model reloads.
+//! time, batch size, queue depth, dropped requests, model reloads and connection errors.
 
 use prometheus_client::{
     encoding::text::encode,
@@ -36,8 +36,10 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     /// Requests dropped before the model, by reason (`timeout`, `disconnected`).
     pub dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
-    /// Model reloads, by result (`ok`, `failed`).
+    /// Model reloads, by result (`ok`, `error`).
     pub reloads: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Connections closed on an error, by reason (`header_timeout`: headers too slow; `other`).
+    pub connection_errors: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
 impl Default for Metrics {
@@ -52,6 +54,7 @@ impl Default for Metrics {
             queue_depth: Gauge::default(),
             dropped: Family::default(),
             reloads: Family::default(),
+            connection_errors: Family::default(),
         };
         let r = &mut metrics.registry;
         r.register("requests", "Requests answered, by route and status", metrics.requests.clone());
@@ -74,6 +77,11 @@ impl Default for Metrics {
             metrics.dropped.clone(),
         );
         r.register("model_reloads", "Model reloads, by result", metrics.reloads.clone());
+        r.register(
+            "connection_errors",
+            "Connections closed on an error, by reason",
+            metrics.connection_errors.clone(),
+        );
         metrics
     }
 }

@@ -1,46 +1,51 @@
 //! Serving: `lstm-tch serve`, a trained checkpoint behind HTTP, with dynamic batching.
 //!
 //! - [`ServeConfig`]: the flags, as plain values;
+//! - `served`: one loaded checkpoint being served (engine, encoder, labels, `/info`);
 //! - `engine`: the model thread and its queue: a batch forms whenever the model is free, up to
 //!   `--max-batch-size` texts and `--max-batch-tokens` padded tokens;
-//! - `api`: the routes' bodies and handlers (text-embeddings-inference's shapes), errors as
-//!   `{"error", "error_type"}`;
+//! - `api`: the shared state, errors as `{"error", "error_type"}`, admission and the small
+//!   routes; `predict`: `/predict` and `/explain` (text-embeddings-inference's shapes); `v2`:
+//!   the Open Inference Protocol; `admin`: reload (`/admin/reload`, SIGHUP); `openapi`: the
+//!   OpenAPI document; `page`: the page at `/`;
 //! - `routes`: the router and its layers (limits, time-outs, request ids, CORS, API key,
-//!   metrics);
+//!   metrics, logs); `listen`: the connection loop (header time-out, graceful shutdown);
 //! - `metrics`: the Prometheus metrics.
 //!
 //! [`serve`] loads the checkpoint, warms the model up with one forward pass, binds, and serves
 //! until SIGTERM or Ctrl-C; then readiness turns 503, no new connection is accepted, every
 //! accepted request is answered, and it returns. docs/serving.md has the routes and knobs.
 
+mod admin;
 mod api;
 mod config;
 mod engine;
+mod listen;
 mod metrics;
+mod openapi;
+mod page;
+mod predict;
 mod routes;
+mod served;
+mod v2;
 
 use std::{
     net::SocketAddr,
     sync::{atomic::Ordering, Arc},
-    time::Instant,
 };
 
 use anyhow::{Context, Result};
-use tokio::sync::Semaphore;
 
 pub use config::ServeConfig;
 
-use self::{
-    api::{AppState, Info},
-    engine::{BatchLimits, Engine},
-    metrics::Metrics,
-};
-use crate::{checkpoint, infer::TextEncoder};
+use self::{api::AppState, metrics::Metrics, served::Served};
+use crate::checkpoint;
 
 /// Runs `lstm-tch serve` until SIGTERM or Ctrl-C: every accepted request answered, then `Ok`.
 /// A bad checkpoint or an address that cannot be bound is an error before anything is served.
 pub fn serve(config: &ServeConfig) -> Result<()> {
     config.validate()?;
+    init_logs(config);
     let device = config.runtime.init()?;
     let ckpt = checkpoint::load(&config.checkpoint, device)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -55,84 +60,56 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local: SocketAddr = listener.local_addr()?;
-        let (state, model_thread) = start(config, ckpt, device)?;
-        warm_up(&state).await?;
+        let metrics = Arc::new(Metrics::default());
+        let served = Served::start(&config.checkpoint, ckpt, config, device, metrics.clone())?;
+        served.warm_up().await?;
+        let state = Arc::new(AppState::new(served, config, device, metrics.clone()));
+        #[cfg(unix)]
+        admin::reload_on_sighup(&state)?;
         state.ready.store(true, Ordering::SeqCst);
-        eprintln!(
-            "lstm-tch serve: listening on http://{local} (checkpoint {}, {} cell, {} labels)",
-            config.checkpoint.display(),
-            state.info.cell,
-            state.labels.len()
-        );
-        let app = routes::router(state.clone());
+        announce(&state, local);
         let draining = state.clone();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                signal.await;
-                draining.ready.store(false, Ordering::SeqCst);
-                eprintln!("lstm-tch serve: shutting down: answering the requests in flight");
-            })
-            .await
-            .context("the HTTP server failed")?;
+        let shutdown = async move {
+            signal.await;
+            draining.ready.store(false, Ordering::SeqCst);
+            tracing::info!("shutting down: answering the requests in flight");
+        };
+        let app = routes::router(state.clone());
+        listen::serve(listener, app, config.header_timeout(), metrics, shutdown).await?;
+        let model_thread = state.served().take_thread();
         drop(state);
-        let _ = tokio::task::spawn_blocking(move || model_thread.join()).await;
-        eprintln!("lstm-tch serve: stopped");
+        if let Some(thread) = model_thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        tracing::info!("stopped");
         Ok(())
     })
 }
 
-/// The handlers' shared state, with the engine started on `ckpt`'s model (the thread it runs
-/// on is returned, to be joined once every handle is dropped).
-fn start(
-    config: &ServeConfig,
-    ckpt: checkpoint::Checkpoint,
-    device: tch::Device,
-) -> Result<(Arc<AppState>, std::thread::JoinHandle<()>)> {
-    let metrics = Arc::new(Metrics::default());
-    let info = info(config, &ckpt);
-    let (encoder, labels) = (TextEncoder::of(&ckpt), ckpt.labels.names().to_vec());
-    let limits = BatchLimits {
-        max_texts: config.max_batch_size,
-        max_tokens: config.max_batch_tokens,
-        max_delay: config.batch_delay(),
-    };
-    let (engine, model_thread) = Engine::start(ckpt.model, device, limits, metrics.clone())?;
-    let state = AppState {
-        engine,
-        encoder,
-        labels,
-        info,
-        config: config.clone(),
-        permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
-        metrics,
-        ready: false.into(),
-    };
-    Ok((Arc::new(state), model_thread))
+/// Logs to stderr at `--log-level`, as text or JSON (`--log-format`).
+fn init_logs(config: &ServeConfig) {
+    let level: tracing::Level = config.log_level.parse().unwrap_or(tracing::Level::INFO);
+    let logs =
+        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false);
+    // A subscriber set earlier in this process (a second server in one test) stays.
+    let _ = if config.log_format == "json" { logs.json().try_init() } else { logs.try_init() };
 }
 
-/// One forward pass before the server is ready, so the first request does not pay libtorch's
-/// first-call costs. Not bound by `--request-timeout` (it may wait out `--max-batch-delay`).
-async fn warm_up(state: &AppState) -> Result<()> {
-    let ids = vec![state.encoder.encode("warm up")];
-    let deadline = Instant::now() + std::time::Duration::from_secs(600);
-    state.engine.submit(ids, deadline).await.map_err(|e| anyhow::anyhow!("warm-up failed: {e}"))?;
-    Ok(())
-}
-
-/// `GET /info`'s body for `ckpt` served as `config` says.
-fn info(config: &ServeConfig, ckpt: &checkpoint::Checkpoint) -> Info {
-    Info {
-        model_id: config.checkpoint.display().to_string(),
-        cell: ckpt.config.model.architecture.cell.to_string(),
-        labels: ckpt.labels.names().to_vec(),
-        tokenizer: serde_json::to_value(ckpt.config.tokenizer).unwrap_or_default(),
-        max_input_length: ckpt.config.max_len,
-        max_batch_size: config.max_batch_size,
-        max_batch_tokens: config.max_batch_tokens,
-        max_concurrent_requests: config.max_concurrent_requests,
-        max_client_batch_size: config.max_client_batch_size,
-        payload_limit: config.payload_limit,
-        version: env!("CARGO_PKG_VERSION"),
+/// Logs that the server is ready, where, and what it serves.
+fn announce(state: &AppState, local: SocketAddr) {
+    let info = state.served().info.clone();
+    tracing::info!(
+        checkpoint = %info.model_id,
+        cell = %info.cell,
+        labels = %info.labels.join(","),
+        device = %info.device,
+        "lstm-tch serve: listening on http://{local} (page at /, API at /api-doc/openapi.json)"
+    );
+    let loopback = local.ip().is_loopback();
+    if !loopback && state.config.api_key.is_none() {
+        tracing::warn!(
+            "no --api-key on a non-loopback address: anyone who can reach it may POST /admin/reload"
+        );
     }
 }
 

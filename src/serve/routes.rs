@@ -1,5 +1,5 @@
 //! The router and its layers: the body limit, the request time-out, request ids, CORS, the API
-//! key and the metrics of every request.
+//! key, and the metrics and debug log line of every request.
 
 use std::{
     sync::{
@@ -22,10 +22,15 @@ use tower_http::{
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
 };
 
-use super::api::{self, ApiError, AppState};
+use super::{
+    admin,
+    api::{self, ApiError, AppState},
+    openapi, page, predict, v2,
+};
 
-/// The routes that answer without the API key: the health checks orchestrators poll.
-const OPEN_ROUTES: [&str; 4] = ["/health", "/ready", "/v2/health/live", "/v2/health/ready"];
+/// The routes that answer without the API key: the health checks orchestrators poll, and the
+/// page (which asks for the key itself when the API wants one).
+const OPEN_ROUTES: [&str; 5] = ["/", "/health", "/ready", "/v2/health/live", "/v2/health/ready"];
 
 /// The `x-request-id` header.
 const REQUEST_ID: &str = "x-request-id";
@@ -34,13 +39,21 @@ const REQUEST_ID: &str = "x-request-id";
 pub fn router(state: Arc<AppState>) -> Router {
     let request_id = axum::http::HeaderName::from_static(REQUEST_ID);
     let mut router = Router::new()
-        .route("/predict", post(api::predict))
+        .route("/", get(page::page))
+        .route("/predict", post(predict::predict))
+        .route("/explain", post(predict::explain))
         .route("/info", get(api::info))
         .route("/health", get(api::health))
         .route("/ready", get(api::ready))
+        .route("/metrics", get(api::metrics))
+        .route("/admin/reload", post(admin::reload))
+        .route("/api-doc/openapi.json", get(openapi::openapi))
+        .route("/v2", get(v2::server_metadata))
         .route("/v2/health/live", get(api::health))
         .route("/v2/health/ready", get(api::ready))
-        .route("/metrics", get(api::metrics))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/infer", post(v2::infer))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(state.config.payload_limit))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -100,10 +113,12 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
 }
 
 /// Bounds the request's time (`--request-timeout`: a slow client's body included; 408 past
-/// it) and counts it in the metrics by route and status.
+/// it), counts it in the metrics by route and status, and logs it (debug level).
 async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = request.method().clone();
+    let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let response = match tokio::time::timeout(state.config.timeout(), next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -113,6 +128,19 @@ async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, ne
         )
         .into_response(),
     };
-    state.metrics.record(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let (status, seconds) = (response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.record(&route, status, seconds);
+    let header_ms =
+        |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()?.parse::<f64>().ok());
+    tracing::debug!(
+        request_id = %id,
+        %method,
+        route,
+        status,
+        duration_ms = seconds * 1e3,
+        queue_ms = header_ms("x-queue-time"),
+        inference_ms = header_ms("x-inference-time"),
+        "request"
+    );
     response
 }

@@ -1,0 +1,128 @@
+//! [`Served`]: one loaded checkpoint being served (its engine, encoder, labels and `/info`),
+//! loaded at start-up and again on every reload.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, Result};
+use serde::Serialize;
+use tch::Device;
+
+use super::{
+    engine::{BatchLimits, Engine},
+    metrics::Metrics,
+    ServeConfig,
+};
+use crate::{checkpoint::Checkpoint, infer::TextEncoder};
+
+/// A checkpoint being served. Handlers take an `Arc` of the current one when a request starts
+/// and keep it to the end, so a reload never changes the model under a request: the text is
+/// encoded with the vocabulary of the model that runs it.
+pub struct Served {
+    /// The batching engine (the model thread) of this checkpoint.
+    pub engine: Engine,
+    /// Text → ids as this checkpoint reads it.
+    pub encoder: TextEncoder,
+    /// The class names, in the model's order.
+    pub labels: Vec<String>,
+    /// `GET /info`'s body.
+    pub info: Info,
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// The model thread, joined at shutdown (an older model's thread ends on its own once its
+    /// last request is answered).
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// `GET /info`'s body.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Info {
+    /// The checkpoint directory served.
+    pub model_id: String,
+    /// The model's name in the Open Inference Protocol routes (`/v2/models/{name}`).
+    pub model_name: String,
+    /// `lstm`, `gru` or `rnn`.
+    pub cell: String,
+    /// The class names.
+    pub labels: Vec<String>,
+    /// The tokenizer mode and whether it lower-cases.
+    #[schema(value_type = Object)]
+    pub tokenizer: serde_json::Value,
+    /// Tokens kept per text (longer texts are truncated).
+    pub max_input_length: usize,
+    /// Texts per batch.
+    pub max_batch_size: usize,
+    /// Padded tokens per batch.
+    pub max_batch_tokens: usize,
+    /// Requests in the system at once.
+    pub max_concurrent_requests: usize,
+    /// Texts per request.
+    pub max_client_batch_size: usize,
+    /// Largest request body, bytes.
+    pub payload_limit: usize,
+    /// The device the model runs on.
+    pub device: String,
+    /// `lstm-tch`'s version.
+    pub version: &'static str,
+}
+
+impl Served {
+    /// Starts serving `ckpt` (read from `dir`) on `device`, batching as `config` says; the
+    /// model is not warm yet ([`Self::warm_up`]).
+    pub fn start(
+        dir: &Path,
+        ckpt: Checkpoint,
+        config: &ServeConfig,
+        device: Device,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let info = Info::of(dir, &ckpt, config, device);
+        let (encoder, labels) = (TextEncoder::of(&ckpt), ckpt.labels.names().to_vec());
+        let limits = BatchLimits {
+            max_texts: config.max_batch_size,
+            max_tokens: config.max_batch_tokens,
+            max_delay: config.batch_delay(),
+        };
+        let (engine, thread) = Engine::start(ckpt, device, limits, metrics)?;
+        Ok(Self { engine, encoder, labels, info, dir: dir.to_owned(), thread: Mutex::new(Some(thread)) })
+    }
+
+    /// One forward pass, so the first request does not pay libtorch's first-call costs. Not
+    /// bound by `--request-timeout` (it may wait out `--max-batch-delay`).
+    pub async fn warm_up(&self) -> Result<()> {
+        let ids = vec![self.encoder.encode("warm up")];
+        let deadline = Instant::now() + Duration::from_secs(600);
+        self.engine.scores(ids, deadline).await.map_err(|e| anyhow!("warm-up failed: {e}"))?;
+        Ok(())
+    }
+
+    /// The model thread, for the caller to join once every handle to the engine is gone.
+    pub fn take_thread(&self) -> Option<JoinHandle<()>> {
+        self.thread.lock().ok()?.take()
+    }
+}
+
+impl Info {
+    /// `GET /info`'s body for `ckpt`, read from `dir`, served on `device` as `config` says.
+    fn of(dir: &Path, ckpt: &Checkpoint, config: &ServeConfig, device: Device) -> Self {
+        Info {
+            model_id: dir.display().to_string(),
+            model_name: config.model_name.clone(),
+            cell: ckpt.config.model.architecture.cell.to_string(),
+            labels: ckpt.labels.names().to_vec(),
+            tokenizer: serde_json::to_value(ckpt.config.tokenizer).unwrap_or_default(),
+            max_input_length: ckpt.config.max_len,
+            max_batch_size: config.max_batch_size,
+            max_batch_tokens: config.max_batch_tokens,
+            max_concurrent_requests: config.max_concurrent_requests,
+            max_client_batch_size: config.max_client_batch_size,
+            payload_limit: config.payload_limit,
+            device: format!("{device:?}").to_lowercase(),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
