@@ -1,0 +1,157 @@
+//! The server's life: SIGTERM answers every accepted request and exits 0; reload (HTTP and
+//! SIGHUP) swaps the model without an error, and a bad checkpoint leaves the old one serving;
+//! start-up errors are one line and exit 1.
+
+use std::{process::Command, time::Duration};
+
+use serde_json::json;
+
+use super::{checkpoint, gru_checkpoint, predicted_by, scores, Server};
+use crate::common::{lstm_tch, run, tempdir, text};
+
+#[test]
+fn sigterm_answers_every_accepted_request_then_exits_0() {
+    let server = Server::start(&["--max-batch-delay", "3000"]);
+    let replies: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let server = &server;
+                s.spawn(move || server.post("/predict", &json!({"inputs": format!("request {i}")})).status)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1000)); // all six are queued in the 3 s window
+        let pid = server.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(replies, [200; 6], "every accepted request is answered");
+    let status = server.terminate_wait();
+    assert_eq!(status.code(), Some(0), "a clean exit");
+}
+
+#[test]
+fn start_up_errors_are_one_line_and_exit_1() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let ckpt = checkpoint().to_str().unwrap().to_owned();
+    let missing = tempdir("serve-missing").join("nothing");
+    for (args, needle) in [
+        (vec!["serve", "--checkpoint", &ckpt, "--port", &port], "cannot listen on 127.0.0.1:"),
+        (vec!["serve", "--checkpoint", missing.to_str().unwrap(), "--port", "0"], "nothing"),
+        (
+            vec!["serve", "--checkpoint", &ckpt, "--max-batch-size", "0"],
+            "--max-batch-size must be at least 1",
+        ),
+        (
+            vec!["serve", "--checkpoint", &ckpt, "--max-client-batch-size", "100"],
+            "must not exceed --max-batch-size",
+        ),
+    ] {
+        let output = run(lstm_tch(), &args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        crate::common::assert_clean_failure(&output, needle, &format!("{args:?}"));
+        assert_eq!(text(&output).1.lines().count(), 1, "one line: {}", text(&output).1);
+    }
+}
+
+#[test]
+fn sigterm_on_an_idle_server_exits_0() {
+    let server = Server::start(&[]);
+    assert_eq!(server.get("/ready").status, 200);
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+/// The `/metrics` line of reloads with `result`, e.g. `lstm_tch_model_reloads_total{result="ok"} 2`.
+fn reloads(result: &str, count: usize) -> String {
+    format!("lstm_tch_model_reloads_total{{result=\"{result}\"}} {count}")
+}
+
+/// Waits (up to 10 s) for `line` in `/metrics`.
+fn wait_for_metric(server: &Server, line: &str) {
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = server.get("/metrics").body;
+        if metrics.contains(line) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{line} not in:\n{metrics}");
+}
+
+#[test]
+fn reload_swaps_the_model_and_a_bad_checkpoint_leaves_the_old_one_serving() {
+    let server = Server::start(&[]);
+    let text = "It was slow at first, but the ending was wonderful!";
+    // Bad checkpoints: a missing directory, a corrupt weights file; bad bodies.
+    let missing = tempdir("serve-reload-missing").join("none");
+    let reply = server.post("/admin/reload", &json!({"checkpoint": missing}));
+    reply.assert_error(422, "reload", "a missing checkpoint");
+    assert!(reply.json()["error"].as_str().unwrap().contains("the old model keeps serving"));
+    let corrupt = tempdir("serve-reload-corrupt");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(checkpoint().join(file), corrupt.join(file)).unwrap();
+    }
+    std::fs::write(corrupt.join("model.safetensors"), b"not weights").unwrap();
+    server.post("/admin/reload", &json!({"checkpoint": corrupt})).assert_error(
+        422,
+        "reload",
+        "corrupt weights",
+    );
+    let bodies: [(&[u8], u16); 3] = [(b"{", 400), (br#"{"checkpoint": 5}"#, 422), (br#"{"dir": "x"}"#, 422)];
+    for (body, status) in bodies {
+        server.send("POST", "/admin/reload", &[], body).assert_error(
+            status,
+            "validation",
+            "a bad reload body",
+        );
+    }
+    assert_eq!(server.get("/info").json()["cell"], "lstm", "the old model serves");
+    let reply = server.post("/predict", &json!({"inputs": text}));
+    assert_eq!(json!(scores(&reply.json())), predicted_by(checkpoint(), &[text])[0]);
+
+    // A good one: the GRU answers from now on, as `predict` with it does.
+    let reply = server.post("/admin/reload", &json!({"checkpoint": gru_checkpoint()}));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["cell"], "gru");
+    assert_eq!(server.get("/info").json()["model_id"], gru_checkpoint().to_str().unwrap());
+    let reply = server.post("/predict", &json!({"inputs": text}));
+    assert_eq!(json!(scores(&reply.json())), predicted_by(gru_checkpoint(), &[text])[0]);
+
+    // SIGHUP reloads the directory served now.
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for_metric(&server, &reloads("ok", 2));
+    assert_eq!(server.get("/info").json()["cell"], "gru");
+    wait_for_metric(&server, &reloads("error", 2));
+    assert_eq!(server.get("/ready").status, 200, "ready throughout");
+}
+
+#[test]
+fn reload_under_load_answers_every_request() {
+    let server = Server::start(&[]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..4)
+            .map(|i| {
+                let (server, stop) = (&server, &stop);
+                s.spawn(move || {
+                    let mut statuses = vec![];
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let body = json!({"inputs": format!("review {i}: {} was fine", statuses.len())});
+                        statuses.push(server.post("/predict", &body).status);
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        for dir in [gru_checkpoint(), checkpoint(), gru_checkpoint(), checkpoint()] {
+            let reply = server.post("/admin/reload", &json!({"checkpoint": dir}));
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    assert!(statuses.len() >= 4, "the clients ran: {}", statuses.len());
+    assert!(statuses.iter().all(|&s| s == 200), "every request answered 200: {statuses:?}");
+}
