@@ -3,13 +3,16 @@
 //!
 //! A batch forms as soon as the model is free (no fixed delay, as text-embeddings-inference
 //! does), so at low load a request runs alone and batching adds no latency; `max_delay` may
-//! hold a batch open briefly for more. Requests are taken in arrival order; one that would
-//! overflow the batch (texts or padded tokens) opens the next one, so none is split or starved.
+//! hold a batch open briefly for more. Each batch starts with the oldest queued request, so
+//! none is starved, and fills up with the queued requests nearest it in length (ties: the
+//! oldest first), so that texts of similar length run together and the padded-token budget
+//! holds more of them; a request is never split.
 //! An explanation (`POST /explain`) runs alone, between batches, on the same thread: the model
 //! is never run from two threads at once. A request whose client has gone (its reply channel
 //! closed) or whose deadline has passed is dropped before it reaches the model.
 
 use std::{
+    collections::VecDeque,
     sync::{
         atomic::{AtomicUsize, Ordering},
         mpsc, Arc,
@@ -22,23 +25,15 @@ use anyhow::{Context, Result};
 use tch::Device;
 use tokio::sync::oneshot;
 
-use super::metrics::Metrics;
+use super::{
+    batch::{choose, BatchLimits, Shape},
+    metrics::Metrics,
+};
 use crate::{
     checkpoint::Checkpoint,
     infer,
     lab::explain::{self, Explanation},
 };
-
-/// How the engine forms batches.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BatchLimits {
-    /// Most texts in one batch.
-    pub max_texts: usize,
-    /// Most padded tokens (texts × the longest) in one batch.
-    pub max_tokens: usize,
-    /// How long a batch may wait for more requests once the model is free.
-    pub max_delay: Duration,
-}
 
 /// The class scores of a request's texts.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +99,16 @@ enum Work {
     Explain(ExplainJob),
 }
 
+impl Work {
+    /// Its number of texts.
+    fn texts(&self) -> usize {
+        match self {
+            Work::Scores(job) => job.input.len(),
+            Work::Explain(job) => job.input.len(),
+        }
+    }
+}
+
 impl ScoresJob {
     /// The longest text's length in tokens.
     fn longest(&self) -> usize {
@@ -129,7 +134,8 @@ impl Engine {
     ) -> Result<(Self, thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel();
         let depth = Arc::new(AtomicUsize::new(0));
-        let worker = Worker { ckpt, device, limits, metrics, depth: depth.clone(), jobs, carried: None };
+        let worker =
+            Worker { ckpt, device, limits, metrics, depth: depth.clone(), jobs, pending: VecDeque::new() };
         let thread = thread::Builder::new()
             .name("lstm-tch-model".into())
             .spawn(move || worker.run())
@@ -169,7 +175,7 @@ impl Engine {
         answer.await.unwrap_or(Err(EngineError::Stopped))
     }
 
-    /// Requests queued and not yet taken into a batch.
+    /// Requests queued and not yet taken into a batch (or, for an explanation, run).
     pub fn queue_depth(&self) -> usize {
         self.depth.load(Ordering::SeqCst)
     }
@@ -183,14 +189,14 @@ struct Worker {
     metrics: Arc<Metrics>,
     depth: Arc<AtomicUsize>,
     jobs: mpsc::Receiver<Work>,
-    /// Work taken from the queue that did not fit the last batch: the next one starts with it.
-    carried: Option<Work>,
+    /// Work taken from the channel and not yet run, in arrival order.
+    pending: VecDeque<Work>,
 }
 
 impl Worker {
     /// Forms and runs batches until every handle is gone and the queue is empty.
     fn run(mut self) {
-        while let Some(first) = self.take(None) {
+        while let Some(first) = self.oldest() {
             match first {
                 Work::Scores(first) => {
                     let batch = self.fill(first);
@@ -208,45 +214,62 @@ impl Worker {
         }
     }
 
-    /// Takes work: the carried one, else from the queue, waiting for some (`until` None) or
-    /// until `until`; `None` when none came (or the queue is closed and empty).
-    fn take(&mut self, until: Option<Instant>) -> Option<Work> {
-        if let Some(work) = self.carried.take() {
-            return Some(work);
+    /// The oldest work queued, waiting for some; `None` once the queue is closed and empty.
+    fn oldest(&mut self) -> Option<Work> {
+        match self.pending.pop_front() {
+            Some(work) => Some(work),
+            None => self.jobs.recv().ok(),
         }
-        let work = match until {
-            None => self.jobs.recv().ok()?,
-            Some(t) => self.jobs.recv_timeout(t.saturating_duration_since(Instant::now())).ok()?,
-        };
-        self.depth.fetch_sub(1, Ordering::SeqCst);
-        Some(work)
     }
 
-    /// The batch `first` opens: more queued scoring jobs while they fit the limits, for at most
-    /// `max_delay`. Work that does not fit (or is not scoring) is carried to the next turn.
-    fn fill(&mut self, first: ScoresJob) -> Vec<ScoresJob> {
-        let (mut texts, mut longest) = (first.input.len(), first.longest());
-        let mut batch = vec![first];
-        let until = Instant::now() + self.limits.max_delay;
-        while let Some(work) = self.take(Some(until)) {
-            let Work::Scores(job) = work else {
-                self.carried = Some(work);
-                break;
-            };
-            let (t, l) = (texts + job.input.len(), longest.max(job.longest()));
-            if t > self.limits.max_texts || t * l > self.limits.max_tokens {
-                self.carried = Some(Work::Scores(job));
-                break;
+    /// Moves what the channel holds into `pending`: what is there now, then what arrives until
+    /// `until`, stopping early once there are texts enough for a full batch.
+    fn gather(&mut self, until: Instant, mut texts: usize) {
+        loop {
+            while let Ok(work) = self.jobs.try_recv() {
+                texts += work.texts();
+                self.pending.push_back(work);
             }
-            (texts, longest) = (t, l);
-            batch.push(job);
+            let left = until.saturating_duration_since(Instant::now());
+            if texts >= self.limits.max_texts || left.is_zero() {
+                return;
+            }
+            match self.jobs.recv_timeout(left) {
+                Ok(work) => {
+                    texts += work.texts();
+                    self.pending.push_back(work);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The batch `first` (the oldest request) opens: the queued scoring requests nearest it in
+    /// length (ties: the oldest) while they fit the limits, waiting up to `max_delay` for more.
+    fn fill(&mut self, first: ScoresJob) -> Vec<ScoresJob> {
+        self.gather(Instant::now() + self.limits.max_delay, first.input.len());
+        let queued: Vec<Option<Shape>> = (self.pending.iter())
+            .map(|work| match work {
+                Work::Scores(job) => Some(Shape { texts: job.input.len(), longest: job.longest() }),
+                Work::Explain(_) => None,
+            })
+            .collect();
+        let first_shape = Shape { texts: first.input.len(), longest: first.longest() };
+        let mut taken = choose(first_shape, &queued, &self.limits);
+        taken.sort_unstable();
+        let mut batch = vec![first];
+        for i in taken.into_iter().rev() {
+            if let Some(Work::Scores(job)) = self.pending.remove(i) {
+                batch.push(job);
+            }
         }
         batch
     }
 
-    /// `job` if it is still wanted: not past its deadline (answered with a time-out), its
-    /// client still waiting.
+    /// `job`, leaving the queue, if it is still wanted: not past its deadline (answered with a
+    /// time-out), its client still waiting.
     fn admit<I, O>(&self, job: Job<I, O>) -> Option<Job<I, O>> {
+        self.depth.fetch_sub(1, Ordering::SeqCst);
         if job.reply.is_closed() {
             self.metrics.dropped.get_or_create(&vec![("reason", "disconnected")]).inc();
             return None;

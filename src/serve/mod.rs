@@ -3,7 +3,8 @@
 //! - [`ServeConfig`]: the flags, as plain values;
 //! - `served`: one loaded checkpoint being served (engine, encoder, labels, `/info`);
 //! - `engine`: the model thread and its queue: a batch forms whenever the model is free, up to
-//!   `--max-batch-size` texts and `--max-batch-tokens` padded tokens;
+//!   `--max-batch-size` texts and `--max-batch-tokens` padded tokens; `batch`: which queued
+//!   requests join it (the oldest, then the nearest in length);
 //! - `api`: the shared state, errors as `{"error", "error_type"}`, admission and the small
 //!   routes; `predict`: `/predict` and `/explain` (text-embeddings-inference's shapes); `v2`:
 //!   the Open Inference Protocol; `admin`: reload (`/admin/reload`, SIGHUP); `openapi`: the
@@ -18,6 +19,7 @@
 
 mod admin;
 mod api;
+mod batch;
 mod config;
 mod engine;
 mod listen;
@@ -75,7 +77,9 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
             tracing::info!("shutting down: answering the requests in flight");
         };
         let app = routes::router(state.clone());
-        listen::serve(listener, app, config.header_timeout(), metrics, shutdown).await?;
+        let closing = state.clone();
+        let listener_closed = move || closing.closing.store(true, Ordering::SeqCst);
+        listen::serve(listener, app, config.header_timeout(), metrics, shutdown, listener_closed).await?;
         let model_thread = state.served().take_thread();
         drop(state);
         if let Some(thread) = model_thread {

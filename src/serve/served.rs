@@ -12,11 +12,7 @@ use anyhow::{anyhow, Result};
 use serde::Serialize;
 use tch::Device;
 
-use super::{
-    engine::{BatchLimits, Engine},
-    metrics::Metrics,
-    ServeConfig,
-};
+use super::{batch::BatchLimits, engine::Engine, metrics::Metrics, ServeConfig};
 use crate::{checkpoint::Checkpoint, infer::TextEncoder};
 
 /// A checkpoint being served. Handlers take an `Arc` of the current one when a request starts
