@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Ready for traffic: the model is warm and the server is not draining.
     pub ready: AtomicBool,
+    /// Shutting down with the listener closed: every answer says `Connection: close`.
+    pub closing: AtomicBool,
     /// Held while a reload runs (one at a time).
     pub reloading: tokio::sync::Mutex<()>,
 }
@@ -55,6 +57,7 @@ impl AppState {
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             metrics,
             ready: false.into(),
+            closing: false.into(),
             reloading: tokio::sync::Mutex::new(()),
         }
     }

@@ -119,7 +119,7 @@ async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, ne
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let method = request.method().clone();
     let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let response = match tokio::time::timeout(state.config.timeout(), next.run(request)).await {
+    let mut response = match tokio::time::timeout(state.config.timeout(), next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -128,6 +128,10 @@ async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, ne
         )
         .into_response(),
     };
+    if state.closing.load(Ordering::SeqCst) {
+        // Shutting down (src/serve/listen.rs): this connection closes after this answer.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let (status, seconds) = (response.status().as_u16(), started.elapsed().as_secs_f64());
     state.metrics.record(&route, status, seconds);
     let header_ms =

@@ -155,3 +155,106 @@ fn reload_under_load_answers_every_request() {
     assert!(statuses.len() >= 4, "the clients ran: {}", statuses.len());
     assert!(statuses.iter().all(|&s| s == 200), "every request answered 200: {statuses:?}");
 }
+
+/// What became of one request in [`sigterm_under_keep_alive_load_loses_no_request`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fate {
+    /// A whole answer (and whether it said `Connection: close`).
+    Answered(u16, bool),
+    /// No connection: the server had stopped listening (a clean refusal).
+    Refused,
+    /// Written on a connection that closed without an answer: lost.
+    Lost,
+}
+
+/// Sends `body` to /predict on `stream` (kept alive) and reads one whole answer.
+fn exchange(stream: &mut std::net::TcpStream, addr: &str, body: &str) -> Fate {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let head = format!("POST /predict HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    if stream.write_all(format!("{head}{body}").as_bytes()).is_err() {
+        return Fate::Lost;
+    }
+    let mut reader = BufReader::new(stream);
+    let (mut line, mut status, mut length, mut close) = (String::new(), 0, 0, false);
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return Fate::Lost,
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => {}
+        }
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("http/1.1 ") {
+            status = lower[9..12].parse().unwrap_or(0);
+        } else if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        } else if lower.starts_with("connection:") && lower.contains("close") {
+            close = true;
+        }
+    }
+    let mut rest = vec![0; length];
+    match reader.read_exact(&mut rest) {
+        Ok(()) => Fate::Answered(status, close),
+        Err(_) => Fate::Lost,
+    }
+}
+
+#[test]
+fn sigterm_under_keep_alive_load_loses_no_request() {
+    // Four clients on keep-alive connections send requests back to back (reconnecting when an
+    // answer says `Connection: close`) while the server gets SIGTERM: every request written is
+    // answered, and once the server stops listening a connection is refused, never reset.
+    let server = Server::start(&[]);
+    let addr = server.addr.clone();
+    let fates: Vec<Fate> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..4)
+            .map(|i| {
+                let addr = addr.clone();
+                s.spawn(move || {
+                    let mut fates = vec![];
+                    let mut stream = None;
+                    let started = std::time::Instant::now();
+                    while started.elapsed() < Duration::from_secs(20) {
+                        let Some(conn) = stream.as_mut() else {
+                            match std::net::TcpStream::connect(&addr) {
+                                Ok(conn) => stream = Some(conn),
+                                Err(_) => {
+                                    fates.push(Fate::Refused);
+                                    break;
+                                }
+                            }
+                            continue;
+                        };
+                        let fate = exchange(
+                            conn,
+                            &addr,
+                            &json!({"inputs": format!("client {i} says hi")}).to_string(),
+                        );
+                        fates.push(fate);
+                        match fate {
+                            Fate::Answered(_, false) => {}
+                            Fate::Answered(_, true) => stream = None,
+                            _ => break,
+                        }
+                    }
+                    fates
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = server.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    let answered = fates.iter().filter(|f| matches!(f, Fate::Answered(200, _))).count();
+    assert!(answered >= 4, "the clients ran: {fates:?}");
+    assert!(
+        !fates.contains(&Fate::Lost),
+        "a request was lost: {:?}",
+        fates.iter().filter(|f| **f != Fate::Answered(200, false)).collect::<Vec<_>>()
+    );
+    assert!(fates.iter().all(|f| matches!(f, Fate::Answered(200, _) | Fate::Refused)), "{fates:?}");
+    assert!(fates.contains(&Fate::Answered(200, true)), "draining answers say Connection: close");
+    assert!(fates.contains(&Fate::Refused), "then the port is closed");
+    assert_eq!(server.terminate_wait().code(), Some(0));
+}
