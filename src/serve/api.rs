@@ -72,16 +72,30 @@ impl AppState {
         *self.served.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
     }
 
-    /// Admits a request of `texts` texts: a permit of `--max-concurrent-requests` (429 at once
-    /// without one), at least one text (400), at most `--max-client-batch-size` (413).
-    pub fn admit(&self, texts: usize) -> Result<OwnedSemaphorePermit, ApiError> {
-        let permit = self.permits.clone().try_acquire_owned().map_err(|_| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "overloaded",
-                "too many requests in flight; retry later",
-            )
-        })?;
+    /// Admits a request of `texts` texts for `served`'s model: a permit of
+    /// `--max-concurrent-requests` and a backlog within `--max-queue-time` (429 at once
+    /// otherwise), at least one text (400), at most `--max-client-batch-size` (413).
+    pub fn admit(&self, served: &Served, texts: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let overloaded = |reason: &'static str, message: String| {
+            self.metrics.refused.get_or_create(&vec![("reason", reason)]).inc();
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", message)
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            let limit = self.config.max_concurrent_requests;
+            return Err(overloaded(
+                "concurrency",
+                format!("{limit} requests in flight (--max-concurrent-requests); retry later"),
+            ));
+        };
+        let backlog = served.engine.backlog();
+        if self.config.queue_limit().is_some_and(|limit| backlog > limit) {
+            let message = format!(
+                "the model is {:.0} ms behind (--max-queue-time {} ms); retry later",
+                backlog.as_secs_f64() * 1e3,
+                self.config.max_queue_time
+            );
+            return Err(overloaded("queue_time", message));
+        }
         if texts == 0 {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -45,6 +45,11 @@ pub struct ServeConfig {
     /// Requests in the system at once (queued or running); past it, 429 at once.
     #[arg(long, default_value_t = 512)]
     pub max_concurrent_requests: usize,
+    /// Milliseconds the model may be behind: while queued requests wait longer than this beyond
+    /// the batch running when they came, new requests get 429 at once, so that accepted ones
+    /// keep a bounded latency under overload (0: no such limit).
+    #[arg(long, default_value_t = 50.0, value_name = "MS")]
+    pub max_queue_time: f64,
     /// Most texts in one request; past it, 413.
     #[arg(long, default_value_t = 32)]
     pub max_client_batch_size: usize,
@@ -95,12 +100,15 @@ impl ServeConfig {
             self.max_client_batch_size,
             self.max_batch_size
         );
-        ensure!(
-            (0.0..=MAX_SECONDS * 1e3).contains(&self.max_batch_delay),
-            "--max-batch-delay must be between 0 and {} ms, got {}",
-            MAX_SECONDS * 1e3,
-            self.max_batch_delay
-        );
+        for (name, ms) in
+            [("--max-batch-delay", self.max_batch_delay), ("--max-queue-time", self.max_queue_time)]
+        {
+            ensure!(
+                (0.0..=MAX_SECONDS * 1e3).contains(&ms),
+                "{name} must be between 0 and {} ms, got {ms}",
+                MAX_SECONDS * 1e3
+            );
+        }
         for (name, seconds) in
             [("--request-timeout", self.request_timeout), ("--header-timeout", self.header_timeout)]
         {
@@ -118,6 +126,11 @@ impl ServeConfig {
     /// [`Self::max_batch_delay`] as a duration.
     pub fn batch_delay(&self) -> Duration {
         Duration::from_secs_f64(self.max_batch_delay / 1e3)
+    }
+
+    /// [`Self::max_queue_time`] as a duration (`None`: no limit).
+    pub fn queue_limit(&self) -> Option<Duration> {
+        (self.max_queue_time > 0.0).then(|| Duration::from_secs_f64(self.max_queue_time / 1e3))
     }
 
     /// [`Self::request_timeout`] as a duration.

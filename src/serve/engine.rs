@@ -4,9 +4,10 @@
 //! A batch forms as soon as the model is free (no fixed delay, as text-embeddings-inference
 //! does), so at low load a request runs alone and batching adds no latency; `max_delay` may
 //! hold a batch open briefly for more. Each batch starts with the oldest queued request, so
-//! none is starved, and fills up with the queued requests nearest it in length (ties: the
-//! oldest first), so that texts of similar length run together and the padded-token budget
-//! holds more of them; a request is never split.
+//! none is starved, and fills up with the requests nearest it in length among the oldest two
+//! batches' worth (ties: the oldest first), so that texts of similar length run together and
+//! the padded-token budget holds more of them, while no request is overtaken by more than about
+//! a batch; a request is never split.
 //! An explanation (`POST /explain`) runs alone, between batches, on the same thread: the model
 //! is never run from two threads at once. A request whose client has gone (its reply channel
 //! closed) or whose deadline has passed is dropped before it reaches the model.
@@ -14,7 +15,7 @@
 use std::{
     collections::VecDeque,
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         mpsc, Arc,
     },
     thread,
@@ -100,12 +101,39 @@ enum Work {
 }
 
 impl Work {
+    /// Its tokens, as counted in the queue's backlog.
+    fn tokens(&self) -> usize {
+        match self {
+            Work::Scores(job) => job.tokens(),
+            Work::Explain(job) => job.tokens(),
+        }
+    }
+
     /// Its number of texts.
     fn texts(&self) -> usize {
         match self {
             Work::Scores(job) => job.input.len(),
             Work::Explain(job) => job.input.len(),
         }
+    }
+}
+
+/// What a job counts in the queue's backlog.
+trait Tokens {
+    /// Its tokens.
+    fn tokens(&self) -> usize;
+}
+
+impl Tokens for ScoresJob {
+    fn tokens(&self) -> usize {
+        self.input.iter().map(Vec::len).sum()
+    }
+}
+
+impl Tokens for ExplainJob {
+    /// None: explanations are rare, and their cost is not the model's batched pace.
+    fn tokens(&self) -> usize {
+        0
     }
 }
 
@@ -120,7 +148,19 @@ impl ScoresJob {
 #[derive(Clone)]
 pub struct Engine {
     queue: mpsc::Sender<Work>,
-    depth: Arc<AtomicUsize>,
+    status: Arc<QueueStatus>,
+}
+
+/// What the model thread tells the handlers about its queue.
+#[derive(Default)]
+struct QueueStatus {
+    /// Requests queued, not yet taken into a batch.
+    depth: AtomicUsize,
+    /// Their tokens (an explanation counts none).
+    tokens: AtomicUsize,
+    /// Nanoseconds per token of the model in large batches (at least half `max_texts`), a
+    /// moving average; 0 until one has run.
+    nanos_per_token: AtomicU64,
 }
 
 impl Engine {
@@ -133,14 +173,14 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> Result<(Self, thread::JoinHandle<()>)> {
         let (queue, jobs) = mpsc::channel();
-        let depth = Arc::new(AtomicUsize::new(0));
+        let status = Arc::new(QueueStatus::default());
         let worker =
-            Worker { ckpt, device, limits, metrics, depth: depth.clone(), jobs, pending: VecDeque::new() };
+            Worker { ckpt, device, limits, metrics, status: status.clone(), jobs, pending: VecDeque::new() };
         let thread = thread::Builder::new()
             .name("lstm-tch-model".into())
             .spawn(move || worker.run())
             .context("cannot start the model thread")?;
-        Ok((Self { queue, depth }, thread))
+        Ok((Self { queue, status }, thread))
     }
 
     /// Queues `ids` (one entry per text, each non-empty) to be scored and waits for their
@@ -166,10 +206,13 @@ impl Engine {
         kind: fn(Job<I, O>) -> Work,
     ) -> Result<Answer<O>, EngineError> {
         let (reply, answer) = oneshot::channel();
-        self.depth.fetch_add(1, Ordering::SeqCst);
-        let job = Job { input, enqueued: Instant::now(), deadline, reply };
-        if self.queue.send(kind(job)).is_err() {
-            self.depth.fetch_sub(1, Ordering::SeqCst);
+        let work = kind(Job { input, enqueued: Instant::now(), deadline, reply });
+        let tokens = work.tokens();
+        self.status.depth.fetch_add(1, Ordering::SeqCst);
+        self.status.tokens.fetch_add(tokens, Ordering::SeqCst);
+        if self.queue.send(work).is_err() {
+            self.status.depth.fetch_sub(1, Ordering::SeqCst);
+            self.status.tokens.fetch_sub(tokens, Ordering::SeqCst);
             return Err(EngineError::Stopped);
         }
         answer.await.unwrap_or(Err(EngineError::Stopped))
@@ -177,7 +220,15 @@ impl Engine {
 
     /// Requests queued and not yet taken into a batch (or, for an explanation, run).
     pub fn queue_depth(&self) -> usize {
-        self.depth.load(Ordering::SeqCst)
+        self.status.depth.load(Ordering::SeqCst)
+    }
+
+    /// How far behind the model is: the time it needs for the tokens queued, at the pace of
+    /// its recent large batches (under load every batch is large); zero before one has run. A
+    /// request coming now would wait about that long, plus the batch running.
+    pub fn backlog(&self) -> Duration {
+        let tokens = self.status.tokens.load(Ordering::SeqCst) as u64;
+        Duration::from_nanos(tokens.saturating_mul(self.status.nanos_per_token.load(Ordering::SeqCst)))
     }
 }
 
@@ -187,7 +238,7 @@ struct Worker {
     device: Device,
     limits: BatchLimits,
     metrics: Arc<Metrics>,
-    depth: Arc<AtomicUsize>,
+    status: Arc<QueueStatus>,
     jobs: mpsc::Receiver<Work>,
     /// Work taken from the channel and not yet run, in arrival order.
     pending: VecDeque<Work>,
@@ -244,11 +295,19 @@ impl Worker {
         }
     }
 
-    /// The batch `first` (the oldest request) opens: the queued scoring requests nearest it in
-    /// length (ties: the oldest) while they fit the limits, waiting up to `max_delay` for more.
+    /// The batch `first` (the oldest request) opens: of the oldest queued requests (two batches'
+    /// worth), the scoring ones nearest it in length (ties: the oldest) while they fit the
+    /// limits, waiting up to `max_delay` for more.
     fn fill(&mut self, first: ScoresJob) -> Vec<ScoresJob> {
         self.gather(Instant::now() + self.limits.max_delay, first.input.len());
+        // The oldest requests only, up to two batches' worth of texts: grouping by length must
+        // not let newer requests overtake an older one by more than a batch or so.
+        let mut window = 0;
         let queued: Vec<Option<Shape>> = (self.pending.iter())
+            .take_while(|work| {
+                window += work.texts();
+                window <= 2 * self.limits.max_texts
+            })
             .map(|work| match work {
                 Work::Scores(job) => Some(Shape { texts: job.input.len(), longest: job.longest() }),
                 Work::Explain(_) => None,
@@ -268,8 +327,12 @@ impl Worker {
 
     /// `job`, leaving the queue, if it is still wanted: not past its deadline (answered with a
     /// time-out), its client still waiting.
-    fn admit<I, O>(&self, job: Job<I, O>) -> Option<Job<I, O>> {
-        self.depth.fetch_sub(1, Ordering::SeqCst);
+    fn admit<I, O>(&self, job: Job<I, O>) -> Option<Job<I, O>>
+    where
+        Job<I, O>: Tokens,
+    {
+        self.status.depth.fetch_sub(1, Ordering::SeqCst);
+        self.status.tokens.fetch_sub(job.tokens(), Ordering::SeqCst);
         if job.reply.is_closed() {
             self.metrics.dropped.get_or_create(&vec![("reason", "disconnected")]).inc();
             return None;
@@ -288,6 +351,7 @@ impl Worker {
         let started = Instant::now();
         let result = infer::scores_of_ids(&self.ckpt.model, &ids, self.device);
         let inference_time = started.elapsed();
+        self.pace(ids.len(), ids.iter().map(Vec::len).sum(), inference_time);
         self.metrics.batch_texts.observe(ids.len() as f64);
         self.metrics.inference_seconds.observe(inference_time.as_secs_f64());
         let mut row = 0;
@@ -327,6 +391,18 @@ impl Worker {
         let inference_time = started.elapsed();
         self.metrics.inference_seconds.observe(inference_time.as_secs_f64());
         let _ = job.reply.send(result.map(|output| Answer { output, queue_time, inference_time }));
+    }
+
+    /// Updates the model's pace ([`Engine::backlog`]) with a batch of `texts` texts and `tokens`
+    /// tokens that took `took`, if it is a large one.
+    fn pace(&self, texts: usize, tokens: usize, took: Duration) {
+        if texts * 2 < self.limits.max_texts.max(2) || tokens == 0 {
+            return;
+        }
+        let now = took.as_nanos() as f64 / tokens as f64;
+        let before = self.status.nanos_per_token.load(Ordering::SeqCst) as f64;
+        let average = if before == 0.0 { now } else { 0.8 * before + 0.2 * now };
+        self.status.nanos_per_token.store(average.round().max(1.0) as u64, Ordering::SeqCst);
     }
 
     /// How long `job` waited until `started`, recorded in the metrics.

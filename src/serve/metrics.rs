@@ -34,6 +34,9 @@ pub struct Metrics {
     pub batch_texts: Histogram,
     /// Requests queued, not yet in a batch.
     pub queue_depth: Gauge,
+    /// Requests refused with 429, by reason (`concurrency`: `--max-concurrent-requests`;
+    /// `queue_time`: `--max-queue-time`).
+    pub refused: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Requests dropped before the model, by reason (`timeout`, `disconnected`).
     pub dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Model reloads, by result (`ok`, `error`).
@@ -52,6 +55,7 @@ impl Default for Metrics {
             inference_seconds: seconds_histogram(),
             batch_texts: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             queue_depth: Gauge::default(),
+            refused: Family::default(),
             dropped: Family::default(),
             reloads: Family::default(),
             connection_errors: Family::default(),
@@ -71,6 +75,7 @@ impl Default for Metrics {
         );
         r.register("batch_size", "Texts per batch", metrics.batch_texts.clone());
         r.register("queue_size", "Requests queued, not yet in a batch", metrics.queue_depth.clone());
+        r.register("requests_refused", "Requests refused with 429, by reason", metrics.refused.clone());
         r.register(
             "requests_dropped",
             "Requests dropped before the model, by reason",

@@ -76,8 +76,8 @@ pub async fn predict(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (texts, one) = request.inputs.texts();
-    let _permit = state.admit(texts.len())?;
     let served = state.served();
+    let _permit = state.admit(&served, texts.len())?;
     let ids = texts.iter().map(|t| served.encoder.encode(t)).collect();
     let answer = served.engine.scores(ids, started + state.config.timeout()).await?;
     let ranked = rank(&answer.output, &served.labels, request.raw_scores);
@@ -101,8 +101,9 @@ pub async fn explain(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (texts, one) = request.inputs.texts();
-    let _permit = state.admit(texts.len())?;
-    let answer = state.served().engine.explain(texts, started + state.config.timeout()).await?;
+    let served = state.served();
+    let _permit = state.admit(&served, texts.len())?;
+    let answer = served.engine.explain(texts, started + state.config.timeout()).await?;
     let (queued, ran) = (answer.queue_time, answer.inference_time);
     Ok(if one { timed_json(&answer.output[0], queued, ran) } else { timed_json(&answer.output, queued, ran) })
 }

@@ -87,12 +87,16 @@ impl Served {
         Ok(Self { engine, encoder, labels, info, dir: dir.to_owned(), thread: Mutex::new(Some(thread)) })
     }
 
-    /// One forward pass, so the first request does not pay libtorch's first-call costs. Not
-    /// bound by `--request-timeout` (it may wait out `--max-batch-delay`).
+    /// One forward pass of a full batch, so that the first request does not pay libtorch's
+    /// first-call costs and the engine knows its pace in large batches (the backlog that
+    /// `--max-queue-time` bounds). Not bound by `--request-timeout` (it may wait out
+    /// `--max-batch-delay`).
     pub async fn warm_up(&self) -> Result<()> {
-        let ids = vec![self.encoder.encode("warm up")];
+        let (texts, tokens) = (self.info.max_batch_size, self.info.max_batch_tokens);
+        let length = (tokens / texts).clamp(1, 16);
+        let one: Vec<i64> = self.encoder.encode("warm up").into_iter().cycle().take(length).collect();
         let deadline = Instant::now() + Duration::from_secs(600);
-        self.engine.scores(ids, deadline).await.map_err(|e| anyhow!("warm-up failed: {e}"))?;
+        self.engine.scores(vec![one; texts], deadline).await.map_err(|e| anyhow!("warm-up failed: {e}"))?;
         Ok(())
     }
 

@@ -156,8 +156,8 @@ pub async fn infer(
     known(&state, &name)?;
     let wanted = wanted_outputs(&request.outputs)?;
     let texts = input_texts(&request.inputs)?;
-    let _permit = state.admit(texts.len())?;
     let served = state.served();
+    let _permit = state.admit(&served, texts.len())?;
     let ids = texts.iter().map(|t| served.encoder.encode(t)).collect();
     let answer = served.engine.scores(ids, started + state.config.timeout()).await?;
     let outputs =

@@ -195,3 +195,31 @@ fn huge_batches_huge_texts_and_vanishing_clients_leave_the_server_serving() {
     assert!(metrics.contains(dropped), "{metrics}");
     assert_eq!(server.post("/predict", &json!({"inputs": "after"})).status, 200, "serves on");
 }
+
+#[test]
+fn past_max_queue_time_new_requests_are_refused_at_once() {
+    // Twelve clients send batches of 32 long texts (one batch each, --max-batch-size 32): the
+    // queue outgrows a 1 ms backlog, and requests coming then are refused at once (429, counted
+    // as `queue_time`) while the accepted ones are answered; once the queue drains, requests
+    // are accepted again.
+    let server = Server::start(&["--max-queue-time", "1", "--max-batch-size", "32"]);
+    let long = "a long review that goes on and on ".repeat(40);
+    let body = json!({"inputs": vec![long.as_str(); 32]});
+    let replies: Vec<super::Reply> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| (0..4).map(|_| server.post("/predict", &body)).collect::<Vec<_>>()))
+            .collect();
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    let refused: Vec<&super::Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert!(!refused.is_empty(), "a backlog over 1 ms refuses new requests");
+    for reply in &refused {
+        reply.assert_error(429, "overloaded", "a request behind the backlog");
+        assert!(reply.json()["error"].as_str().unwrap().contains("--max-queue-time"), "{}", reply.body);
+    }
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 429), "only answers and refusals");
+    assert!(replies.iter().any(|r| r.status == 200), "accepted requests are answered");
+    let metrics = server.get("/metrics").body;
+    assert!(metrics.contains("lstm_tch_requests_refused_total{reason=\"queue_time\"}"), "{metrics}");
+    assert_eq!(server.post("/predict", &json!({"inputs": "after"})).status, 200, "accepted again");
+}
