@@ -5,9 +5,44 @@
 # (LIBTORCH_USE_PYTORCH=1), so the Rust binaries and the Python reference scripts run the very
 # same libtorch. Idempotent: does nothing when .venv matches requirements.txt already.
 #
+# Also installs, where it can without asking (as root, with apt-get), ccache and the Chromium that
+# the page's browser test drives (tests/suite/serve_page.rs).
+#
 # Usage: scripts/setup.sh            (then: source scripts/env.sh)
+#        scripts/setup.sh --no-chromium / --chromium-only
+#                                    (scripts/test.sh: Chromium's install, ~15 s, runs apart,
+#                                    in the background while the build runs)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Chromium and chromedriver from Debian's `chromium` and `chromium-driver`, when missing (or
+# CHROME and CHROMEDRIVER name binaries). Without recommends: 25 packages instead of 130 (no
+# systemd, avahi or perl), and headless Chromium needs none of them. Where it cannot install
+# them, the browser test fails saying so.
+install_chromium() {
+  if { [[ -n ${CHROME:-} ]] || command -v chromium >/dev/null 2>&1; } &&
+    { [[ -n ${CHROMEDRIVER:-} ]] || command -v chromedriver >/dev/null 2>&1; }; then
+    return 0
+  fi
+  if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: install chromium and chromedriver (or set CHROME and CHROMEDRIVER) for the page's browser test" >&2
+    return 0
+  fi
+  echo "setup: installing chromium and chromium-driver (apt-get) for the page's browser test" >&2
+  local start=$SECONDS install=(apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=120 chromium chromium-driver)
+  if "${install[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && "${install[@]}" >/dev/null 2>&1; }; then
+    echo "setup: chromium installed in $((SECONDS - start)) s" >&2
+  else
+    echo "setup: chromium not installed; the page's browser test will fail" >&2
+  fi
+}
+
+case ${1:-} in
+  --chromium-only) install_chromium; exit 0 ;;
+  --no-chromium) ;;
+  "") install_chromium ;;
+  *) echo "usage: scripts/setup.sh [--no-chromium | --chromium-only]" >&2; exit 2 ;;
+esac
 venv="$root/.venv"
 req="$root/scripts/requirements.txt"
 stamp="$venv/.lstm-tch-requirements"

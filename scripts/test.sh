@@ -10,8 +10,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$SECONDS
 step() { echo "== $* ($((SECONDS - start)) s)" >&2; }
-scripts/setup.sh
+scripts/setup.sh --no-chromium
 source scripts/env.sh
+# Chromium, for the page's browser test, installs in the background while clippy and the build
+# run (apt-get: download and unpack, ~15 s); the tests wait for it. The exit trap waits too, so an
+# early failure never leaves apt-get running.
+mkdir -p target
+scripts/setup.sh --chromium-only 2>target/setup-chromium.log &
+chromium_setup=$!
+trap 'wait' EXIT
 
 step "cargo fmt --check"
 cargo fmt --check
@@ -24,6 +31,9 @@ cargo clippy --quiet --all-targets --features fault-injection -- -D warnings
 # (this crate's build.rs then builds no native code: the fallback paths are checked too).
 step "cargo check --features download-libtorch,tch/doc-only"
 cargo check --quiet --lib --features download-libtorch,tch/doc-only
+if kill -0 "$chromium_setup" 2>/dev/null; then step "waiting for the chromium install"; fi
+wait "$chromium_setup" || true
+cat target/setup-chromium.log >&2
 step "cargo test --features fault-injection"
 cargo test --features fault-injection "$@"
 step "done"

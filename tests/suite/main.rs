@@ -28,6 +28,8 @@ mod properties;
 mod resume;
 #[cfg(unix)]
 mod serve;
+#[cfg(unix)]
+mod serve_page;
 mod text_cli;
 mod text_parity;
 mod text_pipeline;
