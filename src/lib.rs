@@ -32,11 +32,14 @@ use std::process::ExitCode;
 
 /// Runs a binary's `main` body; an error is printed on one line (`error: outer: cause`) to
 /// stderr and the process exits with status 1 (a training run stopped by Ctrl-C: its message
-/// and status 130). Every binary and example ends through this, so
-/// bad input gives a message, never a panic or a backtrace.
+/// and status 130; a closed standard output, quietly with status 0). Every binary and example
+/// ends through this, so bad input gives a message, never a panic or a backtrace.
 pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
     match body() {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output has gone (`lstm-tch predict ... | head`): it has what it
+        // wanted; stop quietly, as Unix tools do.
+        Err(err) if runtime::report::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) if err.is::<train::Interrupted>() => {
             eprintln!("{err}");
             ExitCode::from(130)

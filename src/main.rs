@@ -58,8 +58,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => cli::explain(args),
         Command::Claims(args) => cli::claims(args),
         Command::Bench(args) => {
-            println!("{}", serde_json::to_string(&lstm_tch::lab::bench::run(args)?)?);
-            Ok(())
+            lstm_tch::runtime::report::print_line(serde_json::to_string(&lstm_tch::lab::bench::run(args)?)?)
         }
         Command::Info => cli::info(),
     })

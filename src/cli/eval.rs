@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{sample_dir, DataArgs, RuntimeArgs, DEFAULT_CHECKPOINT};
-use crate::runtime::checks;
+use crate::runtime::{checks, report};
 use crate::{checkpoint, data::Encoded, infer};
 
 /// `lstm-tch eval`: accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix.
@@ -46,10 +46,15 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     )?;
     let metrics = infer::evaluate(&ckpt.model, &data, &ckpt.labels, args.batch_size, device)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
+        report::print_line(serde_json::to_string_pretty(&metrics)?)?;
     } else {
-        println!("{}: {} texts, checkpoint {}\n", path.display(), metrics.total, args.checkpoint.display());
-        print!("{}", metrics.table());
+        report::print_line(format!(
+            "{}: {} texts, checkpoint {}\n",
+            path.display(),
+            metrics.total,
+            args.checkpoint.display()
+        ))?;
+        report::print(&metrics.table())?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use super::DEFAULT_CHECKPOINT;
 use crate::{
     checkpoint,
     lab::{explain, plot},
-    runtime::device::set_threads,
+    runtime::{device::set_threads, report},
 };
 
 /// `lstm-tch explain`: for each token, the mean gates of the last recurrent layer (LSTM: input,
@@ -57,9 +57,9 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
     for (i, text) in args.texts.iter().enumerate() {
         let explanation = explain::explain(&ckpt, text)?;
         if args.json {
-            println!("{}", serde_json::to_string(&explanation)?);
+            report::print_line(serde_json::to_string(&explanation)?)?;
         } else {
-            print!("{}{}", if i > 0 { "\n" } else { "" }, explanation.table());
+            report::print(&format!("{}{}", if i > 0 { "\n" } else { "" }, explanation.table()))?;
         }
         maps.push(explanation.heat_map());
     }

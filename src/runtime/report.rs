@@ -105,6 +105,27 @@ pub fn format_int_tensor(values: &[i64], device: Device) -> String {
     }
 }
 
+/// Writes `text` and a newline to standard output; a closed pipe is an error that
+/// [`is_broken_pipe`] recognises (and `run_main` ends quietly on), never a panic as `println!`
+/// would give.
+pub fn print_line(text: impl std::fmt::Display) -> Result<()> {
+    print(&format!("{text}\n"))
+}
+
+/// Writes `text` as it is to standard output ([`print_line`] without the newline).
+pub fn print(text: &str) -> Result<()> {
+    use std::io::Write;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Whether `err` comes from writing to a pipe whose reader has gone.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ mod failing_writes;
 mod hostile_inputs;
 mod model;
 mod parity;
+mod pipes;
 mod plot;
 mod properties;
 #[cfg(all(unix, feature = "fault-injection"))]
