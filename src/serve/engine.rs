@@ -158,6 +158,8 @@ struct QueueStatus {
     depth: AtomicUsize,
     /// Their tokens (an explanation counts none).
     tokens: AtomicUsize,
+    /// The tokens of the batch running now (0 when the model is idle).
+    running_tokens: AtomicUsize,
     /// Nanoseconds per token of the model in large batches (at least half `max_texts`), a
     /// moving average; 0 until one has run.
     nanos_per_token: AtomicU64,
@@ -178,7 +180,10 @@ impl Engine {
             Worker { ckpt, device, limits, metrics, status: status.clone(), jobs, pending: VecDeque::new() };
         let thread = thread::Builder::new()
             .name("lstm-tch-model".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                yield_to_http_threads();
+                worker.run()
+            })
             .context("cannot start the model thread")?;
         Ok((Self { queue, status }, thread))
     }
@@ -223,12 +228,28 @@ impl Engine {
         self.status.depth.load(Ordering::SeqCst)
     }
 
-    /// How far behind the model is: the time it needs for the tokens queued, at the pace of
-    /// its recent large batches (under load every batch is large); zero before one has run. A
-    /// request coming now would wait about that long, plus the batch running.
+    /// How far behind the model is: the time it needs for the tokens queued and those of the
+    /// batch running, at the pace of its recent large batches (under load every batch is
+    /// large); zero before one has run. About how long a request coming now would wait for the
+    /// model (at most: the running batch may be nearly done).
     pub fn backlog(&self) -> Duration {
-        let tokens = self.status.tokens.load(Ordering::SeqCst) as u64;
+        let queued = self.status.tokens.load(Ordering::SeqCst);
+        let tokens = queued.saturating_add(self.status.running_tokens.load(Ordering::SeqCst)) as u64;
         Duration::from_nanos(tokens.saturating_mul(self.status.nanos_per_token.load(Ordering::SeqCst)))
+    }
+}
+
+/// Lowers the calling thread's priority (nice +10, Linux): when the CPU is short, the HTTP
+/// threads, which admit, refuse and answer requests, run before the model thread, so that a
+/// refusal under overload stays immediate rather than waiting behind a batch. On a machine
+/// with a core to spare it changes nothing. Where the call fails, the thread keeps its priority.
+fn yield_to_http_threads() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority on this thread's own id; it reads and writes no memory of ours.
+    unsafe {
+        if libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) != 0 {
+            tracing::debug!("the model thread keeps its priority: {}", std::io::Error::last_os_error());
+        }
     }
 }
 
@@ -348,10 +369,13 @@ impl Worker {
     /// Runs `jobs` as one batch and sends each its rows.
     fn score(&self, jobs: Vec<ScoresJob>) {
         let ids: Vec<Vec<i64>> = jobs.iter().flat_map(|j| j.input.iter().cloned()).collect();
+        let tokens = ids.iter().map(Vec::len).sum();
+        self.status.running_tokens.store(tokens, Ordering::SeqCst);
         let started = Instant::now();
         let result = infer::scores_of_ids(&self.ckpt.model, &ids, self.device);
         let inference_time = started.elapsed();
-        self.pace(ids.len(), ids.iter().map(Vec::len).sum(), inference_time);
+        self.status.running_tokens.store(0, Ordering::SeqCst);
+        self.pace(ids.len(), tokens, inference_time);
         self.metrics.batch_texts.observe(ids.len() as f64);
         self.metrics.inference_seconds.observe(inference_time.as_secs_f64());
         let mut row = 0;
