@@ -15,9 +15,8 @@ use utoipa::ToSchema;
 
 use super::{
     api::{ApiError, AppState, ErrorBody},
-    served::{Info, Served},
+    served::{self, Info, Served},
 };
-use crate::checkpoint;
 
 /// `POST /admin/reload`'s body (optional: an empty body reloads the directory served now).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -99,11 +98,11 @@ async fn reload_from(state: &AppState, dir: Option<PathBuf>) -> Result<Info> {
 /// `dir`'s checkpoint, read on a blocking thread, started and warmed up.
 async fn load(state: &AppState, dir: PathBuf) -> Result<Served> {
     let device = state.device;
-    let read = dir.clone();
-    let ckpt = tokio::task::spawn_blocking(move || checkpoint::load(&read, device))
+    let (read, count) = (dir.clone(), state.config.worker_count());
+    let replicas = tokio::task::spawn_blocking(move || served::load_replicas(&read, count, device))
         .await
         .context("the loading thread failed")??;
-    let served = Served::start(&dir, ckpt, &state.config, device, state.metrics.clone())?;
+    let served = Served::start(&dir, replicas, &state.config, device, state.metrics.clone())?;
     served.warm_up().await?;
     Ok(served)
 }

@@ -1,8 +1,18 @@
-//! How a batch is chosen from the queue: [`BatchLimits`], and [`choose`], which picks the queued
-//! requests that join the batch the oldest one opens (the nearest in length first, within the
-//! limits). Pure functions of sizes, tested here; the engine applies them to its queue.
+//! How batches are formed: the queued requests ([`Work`]), the [`Queue`] the model threads take
+//! them from, and [`choose`], which picks the queued requests that join the batch the oldest one
+//! opens (the nearest in length first, within [`BatchLimits`]). `choose` is a pure function of
+//! sizes, tested here.
 
-use std::time::Duration;
+use std::{
+    collections::VecDeque,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::oneshot;
+
+use super::engine::{Answer, EngineError, Scores};
+use crate::lab::explain::Explanation;
 
 /// How the engine forms batches.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +54,169 @@ pub fn choose(first: Shape, queued: &[Option<Shape>], limits: &BatchLimits) -> V
         }
     }
     taken
+}
+
+/// One queued request: its input, when it must be answered by, where to answer.
+pub(super) struct Job<I, O> {
+    /// What to run.
+    pub input: I,
+    /// When it was queued.
+    pub enqueued: Instant,
+    /// When its answer is no longer wanted.
+    pub deadline: Instant,
+    /// Where to answer.
+    pub reply: oneshot::Sender<Result<Answer<O>, EngineError>>,
+}
+
+/// Texts as token ids (one entry per text, each non-empty), to score in a batch.
+pub(super) type ScoresJob = Job<Vec<Vec<i64>>, Scores>;
+
+/// Texts to explain, one after another.
+pub(super) type ExplainJob = Job<Vec<String>, Vec<Explanation>>;
+
+/// What is queued for the model.
+pub(super) enum Work {
+    /// Texts to score, batched with others.
+    Scores(ScoresJob),
+    /// Texts to explain, alone.
+    Explain(ExplainJob),
+}
+
+impl Work {
+    /// Its tokens, as counted in the queue's backlog.
+    pub fn tokens(&self) -> usize {
+        match self {
+            Work::Scores(job) => job.tokens(),
+            Work::Explain(job) => job.tokens(),
+        }
+    }
+
+    /// Its number of texts.
+    fn texts(&self) -> usize {
+        match self {
+            Work::Scores(job) => job.input.len(),
+            Work::Explain(job) => job.input.len(),
+        }
+    }
+}
+
+/// What a job counts in the queue's backlog.
+pub(super) trait Tokens {
+    /// Its tokens.
+    fn tokens(&self) -> usize;
+}
+
+impl Tokens for ScoresJob {
+    fn tokens(&self) -> usize {
+        self.input.iter().map(Vec::len).sum()
+    }
+}
+
+impl Tokens for ExplainJob {
+    /// None: explanations are rare, and their cost is not the model's batched pace.
+    fn tokens(&self) -> usize {
+        0
+    }
+}
+
+impl ScoresJob {
+    /// The longest text's length in tokens.
+    fn longest(&self) -> usize {
+        self.input.iter().map(Vec::len).max().unwrap_or(1)
+    }
+}
+
+/// The queue the model threads take their work from: the channel requests arrive on, and what
+/// was taken from it but not run yet, in arrival order. The threads share it behind a lock and
+/// take turns forming their next batch from it.
+pub(super) struct Queue {
+    jobs: mpsc::Receiver<Work>,
+    pending: VecDeque<Work>,
+    limits: BatchLimits,
+}
+
+/// What a model thread runs next.
+pub(super) enum Next {
+    /// A batch of scoring requests (the oldest first).
+    Batch(Vec<ScoresJob>),
+    /// An explanation, alone.
+    Explain(ExplainJob),
+}
+
+impl Queue {
+    /// The queue of the requests sent on `jobs`, batched within `limits`.
+    pub fn new(jobs: mpsc::Receiver<Work>, limits: BatchLimits) -> Self {
+        Self { jobs, pending: VecDeque::new(), limits }
+    }
+
+    /// The next work to run, waiting for some: the batch the oldest request opens, or an
+    /// explanation; `None` once the queue is closed and empty.
+    pub fn next(&mut self) -> Option<Next> {
+        Some(match self.oldest()? {
+            Work::Scores(first) => Next::Batch(self.fill(first)),
+            Work::Explain(job) => Next::Explain(job),
+        })
+    }
+
+    /// The oldest work queued, waiting for some; `None` once the queue is closed and empty.
+    fn oldest(&mut self) -> Option<Work> {
+        match self.pending.pop_front() {
+            Some(work) => Some(work),
+            None => self.jobs.recv().ok(),
+        }
+    }
+
+    /// Moves what the channel holds into `pending`: what is there now, then what arrives until
+    /// `until`, stopping early once there are texts enough for a full batch.
+    fn gather(&mut self, until: Instant, mut texts: usize) {
+        loop {
+            while let Ok(work) = self.jobs.try_recv() {
+                texts += work.texts();
+                self.pending.push_back(work);
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if texts >= self.limits.max_texts || left.is_zero() {
+                return;
+            }
+            match self.jobs.recv_timeout(left) {
+                Ok(work) => {
+                    texts += work.texts();
+                    self.pending.push_back(work);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The batch `first` (the oldest request) opens: of the oldest queued requests (two batches'
+    /// worth), the scoring ones nearest it in length (ties: the oldest) while they fit the
+    /// limits, waiting up to `max_delay` for more.
+    fn fill(&mut self, first: ScoresJob) -> Vec<ScoresJob> {
+        self.gather(Instant::now() + self.limits.max_delay, first.input.len());
+        // The oldest requests only, up to two batches' worth of texts: grouping by length must
+        // not let newer requests overtake an older one by more than a batch or so.
+        let mut window = 0;
+        let queued: Vec<Option<Shape>> = (self.pending.iter())
+            .take_while(|work| {
+                window += work.texts();
+                window <= 2 * self.limits.max_texts
+            })
+            .map(|work| match work {
+                Work::Scores(job) => Some(Shape { texts: job.input.len(), longest: job.longest() }),
+                Work::Explain(_) => None,
+            })
+            .collect();
+        let first_shape = Shape { texts: first.input.len(), longest: first.longest() };
+        let mut taken = choose(first_shape, &queued, &self.limits);
+        taken.sort_unstable();
+        let mut batch = vec![first];
+        for i in taken.into_iter().rev() {
+            if let Some(Work::Scores(job)) = self.pending.remove(i) {
+                batch.push(job);
+            }
+        }
+        batch
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use anyhow::{ensure, Result};
 
 use crate::{
     checkpoint::DEFAULT_CHECKPOINT,
-    runtime::{checks, device::RuntimeArgs},
+    runtime::{
+        checks,
+        device::{DeviceSpec, RuntimeArgs},
+    },
 };
 
 /// The longest time-out or batch delay accepted (a day): any longer would mean "never", which
@@ -32,6 +35,12 @@ pub struct ServeConfig {
     pub model_name: String,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// Model threads, each with its own copy of the model, taking batches from one queue
+    /// (TorchServe's workers). Default: with `--threads T` on the CPU, the cores / T (at least
+    /// 1), so the server uses the machine as libtorch alone would; otherwise 1 (libtorch's own
+    /// threads already use every core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// Most texts the model runs in one batch.
     #[arg(long, default_value_t = 64)]
     pub max_batch_size: usize,
@@ -90,6 +99,10 @@ impl ServeConfig {
     /// Checks what can be checked before the checkpoint is read.
     pub fn validate(&self) -> Result<()> {
         checks::at_least_one("--max-batch-size", self.max_batch_size)?;
+        if let Some(n) = self.workers {
+            checks::at_least_one("--workers", n)?;
+            ensure!(n <= 256, "--workers must be at most 256, got {n}");
+        }
         checks::at_least_one("--max-batch-tokens", self.max_batch_tokens)?;
         checks::at_least_one("--max-concurrent-requests", self.max_concurrent_requests)?;
         checks::at_least_one("--max-client-batch-size", self.max_client_batch_size)?;
@@ -121,6 +134,20 @@ impl ServeConfig {
         );
         ensure!(self.api_key.as_ref().is_none_or(|k| !k.is_empty()), "--api-key must not be empty");
         Ok(())
+    }
+
+    /// The model threads to start: [`Self::workers`], or its default.
+    pub fn worker_count(&self) -> usize {
+        if let Some(n) = self.workers {
+            return n;
+        }
+        match (self.runtime.threads, &self.runtime.device) {
+            (Some(t), DeviceSpec::Cpu) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (cores / t.max(1)).max(1)
+            }
+            _ => 1,
+        }
     }
 
     /// [`Self::max_batch_delay`] as a duration.

@@ -1,22 +1,22 @@
-//! The batching engine: one thread owns the model; requests queue for it, and whenever it is
-//! free it takes what is queued, up to the batch limits, as one batch.
+//! The batching engine: model threads, each owning a copy of the model (`--workers`, one by
+//! default), take requests from one queue; whenever one is free it takes what is queued, up to
+//! the batch limits, as one batch.
 //!
-//! A batch forms as soon as the model is free (no fixed delay, as text-embeddings-inference
+//! A batch forms as soon as a model thread is free (no fixed delay, as text-embeddings-inference
 //! does), so at low load a request runs alone and batching adds no latency; `max_delay` may
 //! hold a batch open briefly for more. Each batch starts with the oldest queued request, so
 //! none is starved, and fills up with the requests nearest it in length among the oldest two
 //! batches' worth (ties: the oldest first), so that texts of similar length run together and
 //! the padded-token budget holds more of them, while no request is overtaken by more than about
-//! a batch; a request is never split.
-//! An explanation (`POST /explain`) runs alone, between batches, on the same thread: the model
-//! is never run from two threads at once. A request whose client has gone (its reply channel
-//! closed) or whose deadline has passed is dropped before it reaches the model.
+//! a batch; a request is never split ([`super::batch`]). An explanation (`POST /explain`) runs
+//! alone, between batches. A model is never run from two threads at once: each thread has its
+//! own copy (like TorchServe's workers or Triton's instances). A request whose client has gone
+//! (its reply channel closed) or whose deadline has passed is dropped before it reaches a model.
 
 use std::{
-    collections::VecDeque,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        mpsc, Arc,
+        mpsc, Arc, Mutex,
     },
     thread,
     time::{Duration, Instant},
@@ -27,7 +27,7 @@ use tch::Device;
 use tokio::sync::oneshot;
 
 use super::{
-    batch::{choose, BatchLimits, Shape},
+    batch::{BatchLimits, ExplainJob, Job, Next, Queue, ScoresJob, Tokens, Work},
     metrics::Metrics,
 };
 use crate::{
@@ -80,70 +80,6 @@ impl std::fmt::Display for EngineError {
     }
 }
 
-/// One queued request: its input, when it must be answered by, where to answer.
-struct Job<I, O> {
-    input: I,
-    enqueued: Instant,
-    deadline: Instant,
-    reply: oneshot::Sender<Result<Answer<O>, EngineError>>,
-}
-
-/// Texts as token ids (one entry per text, each non-empty), to score in a batch.
-type ScoresJob = Job<Vec<Vec<i64>>, Scores>;
-
-/// Texts to explain, one after another.
-type ExplainJob = Job<Vec<String>, Vec<Explanation>>;
-
-/// What is queued for the model.
-enum Work {
-    Scores(ScoresJob),
-    Explain(ExplainJob),
-}
-
-impl Work {
-    /// Its tokens, as counted in the queue's backlog.
-    fn tokens(&self) -> usize {
-        match self {
-            Work::Scores(job) => job.tokens(),
-            Work::Explain(job) => job.tokens(),
-        }
-    }
-
-    /// Its number of texts.
-    fn texts(&self) -> usize {
-        match self {
-            Work::Scores(job) => job.input.len(),
-            Work::Explain(job) => job.input.len(),
-        }
-    }
-}
-
-/// What a job counts in the queue's backlog.
-trait Tokens {
-    /// Its tokens.
-    fn tokens(&self) -> usize;
-}
-
-impl Tokens for ScoresJob {
-    fn tokens(&self) -> usize {
-        self.input.iter().map(Vec::len).sum()
-    }
-}
-
-impl Tokens for ExplainJob {
-    /// None: explanations are rare, and their cost is not the model's batched pace.
-    fn tokens(&self) -> usize {
-        0
-    }
-}
-
-impl ScoresJob {
-    /// The longest text's length in tokens.
-    fn longest(&self) -> usize {
-        self.input.iter().map(Vec::len).max().unwrap_or(1)
-    }
-}
-
 /// The handle requests are submitted through; cloning it shares the one engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -151,14 +87,16 @@ pub struct Engine {
     status: Arc<QueueStatus>,
 }
 
-/// What the model thread tells the handlers about its queue.
+/// What the model threads tell the handlers about their queue.
 #[derive(Default)]
 struct QueueStatus {
+    /// Model threads taking work from the queue.
+    workers: usize,
     /// Requests queued, not yet taken into a batch.
     depth: AtomicUsize,
     /// Their tokens (an explanation counts none).
     tokens: AtomicUsize,
-    /// The tokens of the batch running now (0 when the model is idle).
+    /// The tokens of the batches running now (0 when the model is idle).
     running_tokens: AtomicUsize,
     /// Nanoseconds per token of the model in large batches (at least half `max_texts`), a
     /// moving average; 0 until one has run.
@@ -166,26 +104,39 @@ struct QueueStatus {
 }
 
 impl Engine {
-    /// Starts the engine's thread, which owns `ckpt` (its model on `device`) from now on; it
-    /// stops when every handle is dropped and the queue is empty. `metrics` records every batch.
+    /// Starts one model thread per checkpoint of `replicas` (copies of one model, each on
+    /// `device`), which own them from now on and take turns forming batches from one queue;
+    /// they stop when every handle is dropped and the queue is empty. `metrics` records every
+    /// batch.
     pub fn start(
-        ckpt: Checkpoint,
+        replicas: Vec<Checkpoint>,
         device: Device,
         limits: BatchLimits,
         metrics: Arc<Metrics>,
-    ) -> Result<(Self, thread::JoinHandle<()>)> {
-        let (queue, jobs) = mpsc::channel();
-        let status = Arc::new(QueueStatus::default());
-        let worker =
-            Worker { ckpt, device, limits, metrics, status: status.clone(), jobs, pending: VecDeque::new() };
-        let thread = thread::Builder::new()
-            .name("lstm-tch-model".into())
-            .spawn(move || {
-                yield_to_http_threads();
-                worker.run()
-            })
-            .context("cannot start the model thread")?;
-        Ok((Self { queue, status }, thread))
+    ) -> Result<(Self, Vec<thread::JoinHandle<()>>)> {
+        let (sender, jobs) = mpsc::channel();
+        let status = Arc::new(QueueStatus { workers: replicas.len().max(1), ..QueueStatus::default() });
+        let queue = Arc::new(Mutex::new(Queue::new(jobs, limits)));
+        let mut threads = vec![];
+        for (i, ckpt) in replicas.into_iter().enumerate() {
+            let worker = Worker {
+                ckpt,
+                device,
+                limits,
+                metrics: metrics.clone(),
+                status: status.clone(),
+                queue: queue.clone(),
+            };
+            let thread = thread::Builder::new()
+                .name(format!("lstm-tch-model-{i}"))
+                .spawn(move || {
+                    yield_to_http_threads();
+                    worker.run()
+                })
+                .context("cannot start a model thread")?;
+            threads.push(thread);
+        }
+        Ok((Self { queue: sender, status }, threads))
     }
 
     /// Queues `ids` (one entry per text, each non-empty) to be scored and waits for their
@@ -228,14 +179,15 @@ impl Engine {
         self.status.depth.load(Ordering::SeqCst)
     }
 
-    /// How far behind the model is: the time it needs for the tokens queued and those of the
-    /// batch running, at the pace of its recent large batches (under load every batch is
+    /// How far behind the model is: the time its threads need for the tokens queued and those
+    /// of the batches running, at the pace of its recent large batches (under load every batch is
     /// large); zero before one has run. About how long a request coming now would wait for the
     /// model (at most: the running batch may be nearly done).
     pub fn backlog(&self) -> Duration {
         let queued = self.status.tokens.load(Ordering::SeqCst);
         let tokens = queued.saturating_add(self.status.running_tokens.load(Ordering::SeqCst)) as u64;
-        Duration::from_nanos(tokens.saturating_mul(self.status.nanos_per_token.load(Ordering::SeqCst)))
+        let nanos = tokens.saturating_mul(self.status.nanos_per_token.load(Ordering::SeqCst));
+        Duration::from_nanos(nanos / self.status.workers as u64)
     }
 }
 
@@ -253,97 +205,36 @@ fn yield_to_http_threads() {
     }
 }
 
-/// The model thread's state.
+/// A model thread's state.
 struct Worker {
     ckpt: Checkpoint,
     device: Device,
     limits: BatchLimits,
     metrics: Arc<Metrics>,
     status: Arc<QueueStatus>,
-    jobs: mpsc::Receiver<Work>,
-    /// Work taken from the channel and not yet run, in arrival order.
-    pending: VecDeque<Work>,
+    queue: Arc<Mutex<Queue>>,
 }
 
 impl Worker {
-    /// Forms and runs batches until every handle is gone and the queue is empty.
-    fn run(mut self) {
-        while let Some(first) = self.oldest() {
-            match first {
-                Work::Scores(first) => {
-                    let batch = self.fill(first);
+    /// Takes work from the queue and runs it until every handle is gone and the queue is empty.
+    fn run(self) {
+        loop {
+            let next = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).next();
+            match next {
+                None => return,
+                Some(Next::Batch(batch)) => {
                     let live: Vec<ScoresJob> = batch.into_iter().filter_map(|job| self.admit(job)).collect();
                     if !live.is_empty() {
                         self.score(live);
                     }
                 }
-                Work::Explain(job) => {
+                Some(Next::Explain(job)) => {
                     if let Some(job) = self.admit(job) {
                         self.explain(job);
                     }
                 }
             }
         }
-    }
-
-    /// The oldest work queued, waiting for some; `None` once the queue is closed and empty.
-    fn oldest(&mut self) -> Option<Work> {
-        match self.pending.pop_front() {
-            Some(work) => Some(work),
-            None => self.jobs.recv().ok(),
-        }
-    }
-
-    /// Moves what the channel holds into `pending`: what is there now, then what arrives until
-    /// `until`, stopping early once there are texts enough for a full batch.
-    fn gather(&mut self, until: Instant, mut texts: usize) {
-        loop {
-            while let Ok(work) = self.jobs.try_recv() {
-                texts += work.texts();
-                self.pending.push_back(work);
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if texts >= self.limits.max_texts || left.is_zero() {
-                return;
-            }
-            match self.jobs.recv_timeout(left) {
-                Ok(work) => {
-                    texts += work.texts();
-                    self.pending.push_back(work);
-                }
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// The batch `first` (the oldest request) opens: of the oldest queued requests (two batches'
-    /// worth), the scoring ones nearest it in length (ties: the oldest) while they fit the
-    /// limits, waiting up to `max_delay` for more.
-    fn fill(&mut self, first: ScoresJob) -> Vec<ScoresJob> {
-        self.gather(Instant::now() + self.limits.max_delay, first.input.len());
-        // The oldest requests only, up to two batches' worth of texts: grouping by length must
-        // not let newer requests overtake an older one by more than a batch or so.
-        let mut window = 0;
-        let queued: Vec<Option<Shape>> = (self.pending.iter())
-            .take_while(|work| {
-                window += work.texts();
-                window <= 2 * self.limits.max_texts
-            })
-            .map(|work| match work {
-                Work::Scores(job) => Some(Shape { texts: job.input.len(), longest: job.longest() }),
-                Work::Explain(_) => None,
-            })
-            .collect();
-        let first_shape = Shape { texts: first.input.len(), longest: first.longest() };
-        let mut taken = choose(first_shape, &queued, &self.limits);
-        taken.sort_unstable();
-        let mut batch = vec![first];
-        for i in taken.into_iter().rev() {
-            if let Some(Work::Scores(job)) = self.pending.remove(i) {
-                batch.push(job);
-            }
-        }
-        batch
     }
 
     /// `job`, leaving the queue, if it is still wanted: not past its deadline (answered with a
@@ -370,11 +261,11 @@ impl Worker {
     fn score(&self, jobs: Vec<ScoresJob>) {
         let ids: Vec<Vec<i64>> = jobs.iter().flat_map(|j| j.input.iter().cloned()).collect();
         let tokens = ids.iter().map(Vec::len).sum();
-        self.status.running_tokens.store(tokens, Ordering::SeqCst);
+        self.status.running_tokens.fetch_add(tokens, Ordering::SeqCst);
         let started = Instant::now();
         let result = infer::scores_of_ids(&self.ckpt.model, &ids, self.device);
         let inference_time = started.elapsed();
-        self.status.running_tokens.store(0, Ordering::SeqCst);
+        self.status.running_tokens.fetch_sub(tokens, Ordering::SeqCst);
         self.pace(ids.len(), tokens, inference_time);
         self.metrics.batch_texts.observe(ids.len() as f64);
         self.metrics.inference_seconds.observe(inference_time.as_secs_f64());

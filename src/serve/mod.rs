@@ -41,7 +41,6 @@ use anyhow::{Context, Result};
 pub use config::ServeConfig;
 
 use self::{api::AppState, metrics::Metrics, served::Served};
-use crate::checkpoint;
 
 /// Runs `lstm-tch serve` until SIGTERM or Ctrl-C: every accepted request answered, then `Ok`.
 /// A bad checkpoint or an address that cannot be bound is an error before anything is served.
@@ -49,7 +48,7 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
     config.validate()?;
     init_logs(config);
     let device = config.runtime.init()?;
-    let ckpt = checkpoint::load(&config.checkpoint, device)?;
+    let replicas = served::load_replicas(&config.checkpoint, config.worker_count(), device)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lstm-tch-http")
@@ -63,7 +62,7 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
             tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let local: SocketAddr = listener.local_addr()?;
         let metrics = Arc::new(Metrics::default());
-        let served = Served::start(&config.checkpoint, ckpt, config, device, metrics.clone())?;
+        let served = Served::start(&config.checkpoint, replicas, config, device, metrics.clone())?;
         served.warm_up().await?;
         let state = Arc::new(AppState::new(served, config, device, metrics.clone()));
         #[cfg(unix)]
@@ -80,11 +79,10 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
         let closing = state.clone();
         let listener_closed = move || closing.closing.store(true, Ordering::SeqCst);
         listen::serve(listener, app, config.header_timeout(), metrics, shutdown, listener_closed).await?;
-        let model_thread = state.served().take_thread();
+        let model_threads = state.served().take_threads();
         drop(state);
-        if let Some(thread) = model_thread {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        let _ =
+            tokio::task::spawn_blocking(move || model_threads.into_iter().for_each(|t| drop(t.join()))).await;
         tracing::info!("stopped");
         Ok(())
     })

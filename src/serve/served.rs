@@ -8,18 +8,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use tch::Device;
 
 use super::{batch::BatchLimits, engine::Engine, metrics::Metrics, ServeConfig};
-use crate::{checkpoint::Checkpoint, infer::TextEncoder};
+use crate::{
+    checkpoint::{self, Checkpoint},
+    infer::TextEncoder,
+};
 
 /// A checkpoint being served. Handlers take an `Arc` of the current one when a request starts
 /// and keep it to the end, so a reload never changes the model under a request: the text is
 /// encoded with the vocabulary of the model that runs it.
 pub struct Served {
-    /// The batching engine (the model thread) of this checkpoint.
+    /// The batching engine (the model threads) of this checkpoint.
     pub engine: Engine,
     /// Text → ids as this checkpoint reads it.
     pub encoder: TextEncoder,
@@ -29,9 +32,9 @@ pub struct Served {
     pub info: Info,
     /// The checkpoint directory.
     pub dir: PathBuf,
-    /// The model thread, joined at shutdown (an older model's thread ends on its own once its
-    /// last request is answered).
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The model threads, joined at shutdown (an older model's threads end on their own once
+    /// its last request is answered).
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// `GET /info`'s body.
@@ -62,48 +65,65 @@ pub struct Info {
     pub payload_limit: usize,
     /// The device the model runs on.
     pub device: String,
+    /// Model threads, each with a copy of the model.
+    pub workers: usize,
     /// `lstm-tch`'s version.
     pub version: &'static str,
 }
 
 impl Served {
-    /// Starts serving `ckpt` (read from `dir`) on `device`, batching as `config` says; the
-    /// model is not warm yet ([`Self::warm_up`]).
+    /// Starts serving `replicas` (copies of the checkpoint read from `dir`, one per model
+    /// thread: [`load_replicas`]) on `device`, batching as `config` says; the model is not warm
+    /// yet ([`Self::warm_up`]).
     pub fn start(
         dir: &Path,
-        ckpt: Checkpoint,
+        replicas: Vec<Checkpoint>,
         config: &ServeConfig,
         device: Device,
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
-        let info = Info::of(dir, &ckpt, config, device);
-        let (encoder, labels) = (TextEncoder::of(&ckpt), ckpt.labels.names().to_vec());
+        let ckpt = replicas.first().context("no model to serve")?;
+        let info = Info::of(dir, ckpt, config, device);
+        let (encoder, labels) = (TextEncoder::of(ckpt), ckpt.labels.names().to_vec());
         let limits = BatchLimits {
             max_texts: config.max_batch_size,
             max_tokens: config.max_batch_tokens,
             max_delay: config.batch_delay(),
         };
-        let (engine, thread) = Engine::start(ckpt, device, limits, metrics)?;
-        Ok(Self { engine, encoder, labels, info, dir: dir.to_owned(), thread: Mutex::new(Some(thread)) })
+        let (engine, threads) = Engine::start(replicas, device, limits, metrics)?;
+        Ok(Self { engine, encoder, labels, info, dir: dir.to_owned(), threads: Mutex::new(threads) })
     }
 
-    /// One forward pass of a full batch, so that the first request does not pay libtorch's
-    /// first-call costs and the engine knows its pace in large batches (the backlog that
-    /// `--max-queue-time` bounds). Not bound by `--request-timeout` (it may wait out
-    /// `--max-batch-delay`).
+    /// One forward pass of a full batch per model thread, so that the first requests do not
+    /// pay libtorch's first-call costs and the engine knows its pace in large batches (the
+    /// backlog that `--max-queue-time` bounds). Not bound by `--request-timeout` (it may wait
+    /// out `--max-batch-delay`).
     pub async fn warm_up(&self) -> Result<()> {
         let (texts, tokens) = (self.info.max_batch_size, self.info.max_batch_tokens);
         let length = (tokens / texts).clamp(1, 16);
         let one: Vec<i64> = self.encoder.encode("warm up").into_iter().cycle().take(length).collect();
         let deadline = Instant::now() + Duration::from_secs(600);
-        self.engine.scores(vec![one; texts], deadline).await.map_err(|e| anyhow!("warm-up failed: {e}"))?;
+        let passes: Vec<_> = (0..self.info.workers)
+            .map(|_| {
+                let (engine, batch) = (self.engine.clone(), vec![one.clone(); texts]);
+                tokio::spawn(async move { engine.scores(batch, deadline).await })
+            })
+            .collect();
+        for pass in passes {
+            pass.await?.map_err(|e| anyhow!("warm-up failed: {e}"))?;
+        }
         Ok(())
     }
 
-    /// The model thread, for the caller to join once every handle to the engine is gone.
-    pub fn take_thread(&self) -> Option<JoinHandle<()>> {
-        self.thread.lock().ok()?.take()
+    /// The model threads, for the caller to join once every handle to the engine is gone.
+    pub fn take_threads(&self) -> Vec<JoinHandle<()>> {
+        self.threads.lock().map(|mut threads| std::mem::take(&mut *threads)).unwrap_or_default()
     }
+}
+
+/// `count` copies of the checkpoint in `dir`, on `device`: one per model thread.
+pub fn load_replicas(dir: &Path, count: usize, device: Device) -> Result<Vec<Checkpoint>> {
+    (0..count.max(1)).map(|_| checkpoint::load(dir, device)).collect()
 }
 
 impl Info {
@@ -122,6 +142,7 @@ impl Info {
             max_client_batch_size: config.max_client_batch_size,
             payload_limit: config.payload_limit,
             device: format!("{device:?}").to_lowercase(),
+            workers: config.worker_count(),
             version: env!("CARGO_PKG_VERSION"),
         }
     }

@@ -42,6 +42,7 @@ fn start_up_errors_are_one_line_and_exit_1() {
             vec!["serve", "--checkpoint", &ckpt, "--max-batch-size", "0"],
             "--max-batch-size must be at least 1",
         ),
+        (vec!["serve", "--checkpoint", &ckpt, "--workers", "0"], "--workers must be at least 1"),
         (
             vec!["serve", "--checkpoint", &ckpt, "--max-client-batch-size", "100"],
             "must not exceed --max-batch-size",

@@ -73,12 +73,40 @@ fn batched_with_others_a_text_keeps_its_label_and_its_probabilities_within_round
 }
 
 #[test]
+fn three_model_threads_answer_as_one() {
+    // Three copies of the model take batches from one queue: every answer is still `predict`'s
+    // label, with its probabilities within the batching bound.
+    let server = Server::start(&["--workers", "3"]);
+    assert_eq!(server.get("/info").json()["workers"], 3);
+    let alone: Vec<Value> = TEXTS.iter().map(|t| predicted(&[t]).remove(0)).collect();
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let server = &server;
+                s.spawn(move || server.post("/predict", &json!({"inputs": TEXTS[i % 3]})))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let got = scores(&reply.json());
+        for (label, p) in alone[i % 3].as_object().unwrap() {
+            let diff = (got[label].as_f64().unwrap() - p.as_f64().unwrap()).abs();
+            assert!(diff <= 1e-6, "{}: {label} differs by {diff}", TEXTS[i % 3]);
+        }
+    }
+}
+
+#[test]
 fn info_health_readiness_and_metrics() {
     let server = Server::start(&[]);
     let info = server.get("/info").json();
     assert_eq!(info["cell"], "lstm");
     assert_eq!(info["model_id"], checkpoint().to_str().unwrap());
     assert_eq!(info["device"], "cpu");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(info["workers"], cores, "--threads 1: one model thread per core");
     assert_eq!(info["labels"], json!(["negative", "positive"]));
     assert_eq!(info["max_client_batch_size"], 32);
     assert_eq!(info["tokenizer"]["mode"], "unicode");
