@@ -23,7 +23,8 @@
 # Other knobs (environment): SERVE_BENCH_THREADS (1), SERVE_BENCH_LANGS ("en zh"),
 # SERVE_BENCH_PLACEMENT (shared: every process on every CPU; split: the servers on T CPUs, oha
 # on the others), SERVE_BENCH_STRESS_LANG (en), SERVE_BENCH_P99_MS (50), SERVE_BENCH_STEP_S (10; quick 1.5),
-# SERVE_BENCH_SWEEP (concurrencies), SERVE_BENCH_RATES ("10 200 1000"),
+# SERVE_BENCH_SWEEP (concurrencies), SERVE_BENCH_BISECT (3: bisection steps of the capacity
+# search), SERVE_BENCH_RATES ("10 200 1000"),
 # SERVE_BENCH_OVERLOAD_S (60), SERVE_BENCH_SOAK_S (600), SERVE_BENCH_SOAK_EVERY_S (5),
 # SERVE_BENCH_RELOAD_S (30), SERVE_BENCH_CAPACITY (our capacity in req/s, for the stress runs
 # without a load run), SERVE_BENCH_SERVE_ARGS (extra `lstm-tch serve` flags),
@@ -61,6 +62,7 @@ fi
 # The capacity search: fixed rates at these fractions of the sweep's best throughput, until one
 # keeps p99 within the limit with no error.
 search_factors="1.0 0.85 0.7 0.55 0.4 0.25 0.1"
+bisect_steps=${SERVE_BENCH_BISECT:-3} # then halvings of the gap between the last failing and passing rates
 rate_connections=128     # oha's connections at a fixed rate: the most requests in flight
 overload_connections=1024 # past --max-concurrent-requests (512), so that 429s can happen
 
@@ -293,6 +295,11 @@ load_step() { # DIR KIND CONCURRENCY RATE SECONDS LABEL BODIES: one oha run, /me
   say "  $(basename "$dir") $kind c=$conc${rate:+ rate=$rate}: $step_rps req/s, p50 $step_p50 ms, p99 $step_p99 ms, $step_errors errors"
 }
 
+# Whether the last step held RATE: p99 within the limit, no error, 95 % of the rate served.
+step_passed() { # RATE
+  [[ $step_pass == 1 ]] && awk -v s="$step_rps" -v r="$1" 'BEGIN{exit !(s >= 0.95 * r)}'
+}
+
 # Sweep, capacity search and fixed rates for the server now running; sets best_sweep, capacity.
 # The last fixed rate is the peer's ceiling: PEER_CEILING, or (for the peer) this sweep's best;
 # "none": no such step.
@@ -305,13 +312,24 @@ measure_server() { # DIR BODIES [PEER_CEILING|none]
     load_step "$dir" sweep "$c" "" "$step_s" "c=$c" "$bodies"
     best_sweep=$(awk -v a="$best_sweep" -v b="$step_rps" 'BEGIN{print (b > a) ? b : a}')
   done
+  local failed=""
   for f in $search_factors; do
     r=$(awk -v a="$best_sweep" -v f="$f" 'BEGIN{r = int(a * f); print (r < 1) ? 1 : r}')
     load_step "$dir" search "$rate_connections" "$r" "$step_s" "search $r req/s" "$bodies"
-    if [[ $step_pass == 1 ]] && awk -v s="$step_rps" -v r="$r" 'BEGIN{exit !(s >= 0.95 * r)}'; then
+    if step_passed "$r"; then
       capacity=$r
       break
     fi
+    failed=$r
+  done
+  # Then bisect between the passing rate and the failing one above it.
+  local i lo=$capacity hi=$failed
+  for ((i = 0; i < bisect_steps; i++)); do
+    [[ -n $lo && -n $hi ]] || break
+    r=$(((lo + hi) / 2))
+    ((r > lo)) || break
+    load_step "$dir" search "$rate_connections" "$r" "$step_s" "search $r req/s" "$bodies"
+    if step_passed "$r"; then lo=$r capacity=$r; else hi=$r; fi
   done
   for r in $rates; do
     local secs=$step_s

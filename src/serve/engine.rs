@@ -179,13 +179,14 @@ impl Engine {
         self.status.depth.load(Ordering::SeqCst)
     }
 
-    /// How far behind the model is: the time its threads need for the tokens queued and those
-    /// of the batches running, at the pace of its recent large batches (under load every batch is
-    /// large); zero before one has run. About how long a request coming now would wait for the
-    /// model (at most: the running batch may be nearly done).
+    /// How far behind the model is: the time its threads need for the tokens queued and half
+    /// those of the batches running (what is left of them on average), at the pace of its recent
+    /// large batches (under load every batch is large), shared among the threads; zero before
+    /// one has run. About how long a request coming now would wait for a model thread.
     pub fn backlog(&self) -> Duration {
         let queued = self.status.tokens.load(Ordering::SeqCst);
-        let tokens = queued.saturating_add(self.status.running_tokens.load(Ordering::SeqCst)) as u64;
+        // A batch running is half done, on average, when a request comes.
+        let tokens = queued.saturating_add(self.status.running_tokens.load(Ordering::SeqCst) / 2) as u64;
         let nanos = tokens.saturating_mul(self.status.nanos_per_token.load(Ordering::SeqCst));
         Duration::from_nanos(nanos / self.status.workers as u64)
     }

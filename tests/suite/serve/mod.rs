@@ -69,6 +69,8 @@ fn train(name: &str, extra: &[&str]) -> PathBuf {
 pub(super) struct Server {
     pub(super) child: Child,
     pub(super) addr: String,
+    /// What the server has written to stderr since it listened, line by line.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// An HTTP response: status, headers (lower-case names), body.
@@ -119,8 +121,19 @@ impl Server {
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
         };
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Server { child, addr }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Server { child, addr, log }
+    }
+
+    /// The lines the server has logged since it listened.
+    pub(super) fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// Sends one request (`body` as is, with a JSON content type unless `headers` say

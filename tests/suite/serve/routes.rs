@@ -176,3 +176,38 @@ fn the_openapi_document_describes_every_route() {
     }
     assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
 }
+
+#[test]
+fn each_request_is_one_structured_debug_line() {
+    let server = Server::start(&["--log-level", "debug", "--log-format", "json"]);
+    let headers = [("x-request-id", "log-test-7")];
+    let body = json!({"inputs": "logged"}).to_string();
+    assert_eq!(server.send("POST", "/predict", &headers, body.as_bytes()).status, 200);
+    server.get("/nowhere");
+    let mut lines = vec![];
+    for _ in 0..50 {
+        lines = server.log();
+        if lines.iter().any(|l| l.contains("/nowhere") || l.contains("unmatched")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let events: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(events.len(), lines.len(), "every line is JSON: {lines:?}");
+    let requests: Vec<&Value> = events.iter().filter(|e| e["fields"]["message"] == "request").collect();
+    let predict = requests
+        .iter()
+        .find(|e| e["fields"]["request_id"] == "log-test-7")
+        .unwrap_or_else(|| panic!("no line for the request: {lines:?}"));
+    assert_eq!(predict["level"], "DEBUG");
+    let fields = &predict["fields"];
+    assert_eq!(
+        (&fields["method"], &fields["route"], &fields["status"]),
+        (&json!("POST"), &json!("/predict"), &json!(200))
+    );
+    assert!(
+        fields["duration_ms"].as_f64().is_some() && fields["inference_ms"].as_f64().is_some(),
+        "{predict}"
+    );
+    assert!(requests.iter().any(|e| e["fields"]["status"] == 404), "the 404 is logged too: {lines:?}");
+}
