@@ -13,7 +13,8 @@ hyperparameters), so tokenization is not part of what is compared.
 
 `--device cuda` runs either on the GPU (`model.to(device)`, PyTorch's defaults there). When the
 export says `"bucket": true` (`train --bucket`), batches are length-bucketed as lstm-tch draws
-them (`epoch_batches`).
+them (`epoch_batches`). A model with `forget_bias` (`train --forget-bias B`) sets the LSTM's
+forget-gate bias by hand after PyTorch's initialisation (`set_forget_bias`), drawing nothing.
 """
 
 import argparse
@@ -36,15 +37,33 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # nn.RNN's default nonlinearity: tanh
 
 
+def set_forget_bias(lstm, value):
+    """The forget gate's bias of every layer and direction of `lstm` set to `value`: PyTorch
+    stacks the gates (input, forget, cell, output) in each bias, so rows h:2h of bias_ih become
+    `value` and of bias_hh 0 (their sum is the gate's bias, as Keras's one bias with
+    unit_forget_bias=True). Under no_grad, after the draws: nothing is drawn."""
+    h = lstm.hidden_size
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                p[h : 2 * h].fill_(value)
+            elif name.startswith("bias_hh"):
+                p[h : 2 * h].zero_()
+
+
 class TextRNN(nn.Module):
     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes, bidirectional=False,
-                 dropout=0.0, embedding_dropout=0.0, pooling="last", output_dropout=0.0, cell="lstm"):
+                 dropout=0.0, embedding_dropout=0.0, pooling="last", output_dropout=0.0, cell="lstm",
+                 forget_bias=None):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.cell = cell
         setattr(self, cell, CELLS[cell](embedding_dim, hidden_size, num_layers, batch_first=True,
                                         bidirectional=bidirectional, dropout=dropout))
+        if forget_bias is not None:
+            assert cell == "lstm", "only the LSTM has a forget gate"
+            set_forget_bias(self.lstm, forget_bias)
         self.output_dropout = nn.Dropout(output_dropout)
         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
         self.bidirectional = bidirectional

@@ -5,7 +5,9 @@
 //! the bias before the weight. These constructors reproduce `nn.Linear.reset_parameters` and
 //! `nn.Embedding.reset_parameters` (and [`super::Recurrent`] `RNNBase.reset_parameters`),
 //! in PyTorch's order, on libtorch's default generator, so the same seed gives the same
-//! parameters bit for bit.
+//! parameters bit for bit. [`set_forget_bias`] is the one departure a user may ask for
+//! (`--forget-bias`): it overwrites values after the draws, so it draws nothing and every later
+//! draw is unchanged.
 
 use anyhow::{ensure, Result};
 use tch::{nn, Tensor};
@@ -44,4 +46,18 @@ pub fn embedding_weight(
         path.var("weight", &[num_embeddings, embedding_dim], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
     let _ = tch::no_grad(|| weight.get(padding_idx).f_fill_(0.0))?;
     Ok(weight)
+}
+
+/// The LSTM's forget gate at initialisation, as `--forget-bias B` asks: after PyTorch's draws,
+/// the forget gate's quarter (rows `hidden..2 × hidden`: PyTorch stacks the gates input, forget,
+/// cell, output) of `bias_ih` is set to `value` and of `bias_hh` to 0, so the gate's bias, their
+/// sum, is exactly `value` (Keras's one bias with `unit_forget_bias=True`: 1). Only the sum
+/// matters to training: the two biases always receive the same gradient. A PyTorch program does
+/// the same with `bias_ih[h:2*h].fill_(value)` and `bias_hh[h:2*h].zero_()` under `no_grad`.
+pub fn set_forget_bias(bias_ih: &Tensor, bias_hh: &Tensor, hidden: i64, value: f64) -> Result<()> {
+    tch::no_grad(|| -> Result<()> {
+        let _ = bias_ih.f_narrow(0, hidden, hidden)?.f_fill_(value)?;
+        let _ = bias_hh.f_narrow(0, hidden, hidden)?.f_zero_()?;
+        Ok(())
+    })
 }

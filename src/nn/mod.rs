@@ -8,7 +8,8 @@
 //!   a linear layer on its last output (or final state, max or mean);
 //! - [`TextClassifier`]: the sentiment classifier: embedding → [`SequenceClassifier`];
 //! - [`equations`]: the three cells from their equations, gate by gate, in plain tensor ops;
-//! - [`init`]: `nn.Linear` and `nn.Embedding` initialised as PyTorch does;
+//! - [`init`]: `nn.Linear` and `nn.Embedding` initialised as PyTorch does, and the LSTM's
+//!   forget-gate bias (`--forget-bias`);
 //! - [`cross_entropy`] and [`weighted_cross_entropy`]: `nn.CrossEntropyLoss`.
 
 mod cell;

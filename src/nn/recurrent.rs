@@ -8,13 +8,14 @@
 //! `bias_hh_l{k}` [blocks × hidden], with 4 blocks for the LSTM (input, forget, cell, output),
 //! 3 for the GRU (reset, update, new) and 1 for the RNN. Every one is drawn uniform on
 //! ±1/√hidden, in that order (PyTorch's `RNNBase.reset_parameters`). The LSTM also carries a
-//! cell state; the other two only a hidden state.
+//! cell state; the other two only a hidden state. An LSTM's forget-gate bias may then be set
+//! (`forget_bias`: [`super::init::set_forget_bias`]), which draws nothing.
 
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::Cell;
+use super::{init, Cell};
 use crate::runtime::checks;
 
 /// The sizes of a [`Recurrent`] layer.
@@ -33,6 +34,10 @@ pub struct RecurrentConfig {
     pub bidirectional: bool,
     /// Dropout on the outputs of every layer but the last, in training only.
     pub dropout: f64,
+    /// The LSTM's forget-gate bias at initialisation (every layer and direction), set after
+    /// PyTorch's draws; `None`: PyTorch's draws (where a saved config names none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_bias: Option<f64>,
 }
 
 impl Default for RecurrentConfig {
@@ -45,6 +50,7 @@ impl Default for RecurrentConfig {
             num_layers: 1,
             bidirectional: false,
             dropout: 0.0,
+            forget_bias: None,
         }
     }
 }
@@ -70,6 +76,14 @@ impl RecurrentConfig {
             checks::at_least_one(name, value)?;
         }
         checks::dropout("dropout", self.dropout)?;
+        if let Some(bias) = self.forget_bias {
+            ensure!(
+                self.cell == Cell::Lstm,
+                "--forget-bias applies to the LSTM only: {} has no forget gate",
+                self.cell.pytorch_class()
+            );
+            ensure!(bias.is_finite(), "--forget-bias must be a finite number, got {bias}");
+        }
         // The shapes hold blocks × hidden_size (the gates' rows) and hidden_size × directions
         // (a layer's output, the next layer's input).
         ensure!(
@@ -152,8 +166,9 @@ pub struct RecurrentOutput {
 
 impl Recurrent {
     /// Creates the variables under `path` (`weight_ih_l0`, ...), drawing them from libtorch's
-    /// default generator in PyTorch's order; on a CUDA `path`, flattens them as PyTorch's
-    /// constructor does ([`Recurrent::flatten_parameters`]).
+    /// default generator in PyTorch's order, then sets an LSTM's forget-gate bias if the config
+    /// asks ([`super::init::set_forget_bias`], no draw); on a CUDA `path`, flattens them as
+    /// PyTorch's constructor does ([`Recurrent::flatten_parameters`]).
     pub fn new(path: &nn::Path, config: RecurrentConfig) -> Result<Self> {
         config.validate()?;
         let bound = 1.0 / (config.hidden_size as f64).sqrt();
@@ -165,6 +180,12 @@ impl Recurrent {
                 path.f_var(name, shape, uniform).with_context(|| format!("cannot create {name}"))
             })
             .collect::<Result<Vec<_>>>()?;
+        if let Some(bias) = config.forget_bias {
+            // Per layer and direction: weight_ih, weight_hh, bias_ih, bias_hh.
+            for chunk in flat_weights.chunks(4) {
+                init::set_forget_bias(&chunk[2], &chunk[3], config.hidden_size, bias)?;
+            }
+        }
         let layer = Self { flat_weights, config };
         layer.flatten_parameters()?;
         Ok(layer)

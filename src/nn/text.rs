@@ -5,12 +5,15 @@
 //! ```python
 //! class TextRNN(nn.Module):                       # scripts/text_reference.py
 //!     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers, num_classes,
-//!                  bidirectional, dropout, embedding_dropout, pooling, output_dropout, cell):
+//!                  bidirectional, dropout, embedding_dropout, pooling, output_dropout, cell,
+//!                  forget_bias=None):
 //!         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
 //!         self.embedding_dropout = nn.Dropout(embedding_dropout)
 //!         # self.lstm = nn.LSTM(...), self.gru = nn.GRU(...) or self.rnn = nn.RNN(...):
 //!         setattr(self, cell, CELLS[cell](embedding_dim, hidden_size, num_layers, batch_first=True,
 //!                                         bidirectional=bidirectional, dropout=dropout))
+//!         if forget_bias is not None:             # bias_ih[h:2h] = B, bias_hh[h:2h] = 0
+//!             set_forget_bias(self.lstm, forget_bias)
 //!         self.output_dropout = nn.Dropout(output_dropout)
 //!         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
 //!     def forward(self, tokens, lengths):
@@ -48,7 +51,7 @@ pub struct TextClassifierConfig {
     pub vocab_size: i64,
     /// Number of classes.
     pub num_classes: i64,
-    /// Everything else: widths, cell, layers, directions, dropouts, pooling.
+    /// Everything else: widths, cell, layers, directions, dropouts, pooling, forget-gate bias.
     #[serde(flatten)]
     pub architecture: TextArchitecture,
 }
@@ -95,6 +98,13 @@ pub struct TextArchitecture {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default)]
     pub output_dropout: f64,
+    /// The LSTM's forget-gate bias at initialisation: after PyTorch's draws, the forget gate's
+    /// quarter of every bias_ih is set to B and of every bias_hh to 0, so the gate starts near
+    /// σ(B) (Keras: B = 1); LSTM only [default: PyTorch's draws, around 0; so in checkpoints
+    /// without the field].
+    #[arg(long, value_name = "B", allow_negative_numbers = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forget_bias: Option<f64>,
 }
 
 impl Default for TextArchitecture {
@@ -116,6 +126,7 @@ impl TextClassifierConfig {
                 num_layers: a.num_layers,
                 bidirectional: a.bidirectional,
                 dropout: a.dropout,
+                forget_bias: a.forget_bias,
             },
             output_size: self.num_classes,
         }

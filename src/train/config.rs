@@ -68,7 +68,8 @@ pub struct TrainConfig {
     #[arg(long)]
     pub no_lowercase: bool,
     /// The model's architecture: `--embedding-dim`, `--cell`, `--hidden-size`, `--num-layers`,
-    /// `--bidirectional`, `--dropout`, `--embedding-dropout`, `--pooling`, `--output-dropout`.
+    /// `--bidirectional`, `--dropout`, `--embedding-dropout`, `--pooling`, `--output-dropout`,
+    /// `--forget-bias`.
     #[command(flatten)]
     #[serde(flatten)]
     pub model: TextArchitecture,

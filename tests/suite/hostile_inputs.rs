@@ -73,6 +73,7 @@ fn the_tensor_count_matches_the_listed_shapes() {
                 embedding_dropout: 0.0,
                 pooling: Pooling::Last,
                 output_dropout: 0.0,
+                forget_bias: None,
             },
         };
         assert_eq!(config.num_parameter_tensors(), Some(config.parameter_shapes().len()));

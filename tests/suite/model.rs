@@ -1,7 +1,7 @@
 //! `SequenceClassifier` against PyTorch over a matrix of configurations, each cell (`nn.LSTM`,
-//! `nn.GRU`, `nn.RNN`) included: the same `state_dict` names, in the same order, with the same
-//! shapes and (same seed) the same initial values, bit for bit; and the output shapes of both
-//! forward passes.
+//! `nn.GRU`, `nn.RNN`) included, and LSTMs whose forget-gate bias is set by hand after the
+//! draws: the same `state_dict` names, in the same order, with the same shapes and (same seed)
+//! the same initial values, bit for bit; and the output shapes of both forward passes.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,14 @@ for c in json.loads(sys.argv[1]):
     cell = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[c["cell"]]
     setattr(model, c["cell"], cell(c["input_size"], c["hidden_size"], c["num_layers"], batch_first=True,
                                    bidirectional=c["bidirectional"]))
+    if c.get("forget_bias") is not None:  # rows h:2h (the forget gate): bias_ih = B, bias_hh = 0
+        h = c["hidden_size"]
+        with torch.no_grad():
+            for name, p in model.lstm.named_parameters():
+                if name.startswith("bias_ih"):
+                    p[h : 2 * h].fill_(c["forget_bias"])
+                elif name.startswith("bias_hh"):
+                    p[h : 2 * h].zero_()
     model.fc = nn.Linear(c["hidden_size"] * dirs, c["output_size"])
     sd = model.state_dict()
     out.append({"names": list(sd), "shapes": [list(t.shape) for t in sd.values()],
@@ -45,6 +53,7 @@ fn matrix() -> Vec<SequenceClassifierConfig> {
                                 num_layers,
                                 bidirectional,
                                 dropout: 0.0,
+                                forget_bias: None,
                             };
                             configs.push(SequenceClassifierConfig { recurrent, output_size });
                         }
@@ -56,9 +65,27 @@ fn matrix() -> Vec<SequenceClassifierConfig> {
     configs
 }
 
+/// LSTMs with a forget-gate bias: one and two layers, one and two directions, 1 and −0.5.
+fn forget_bias_configs() -> Vec<SequenceClassifierConfig> {
+    [(1, false, 1.0), (2, true, 1.0), (1, true, -0.5), (3, false, 2.0)]
+        .into_iter()
+        .map(|(num_layers, bidirectional, bias)| {
+            let recurrent = RecurrentConfig {
+                input_size: 4,
+                hidden_size: 17,
+                num_layers,
+                bidirectional,
+                forget_bias: Some(bias),
+                ..RecurrentConfig::default()
+            };
+            SequenceClassifierConfig { recurrent, output_size: 2 }
+        })
+        .collect()
+}
+
 #[test]
 fn parameters_match_pytorch_names_shapes_and_values() {
-    let configs = matrix();
+    let configs = [matrix(), forget_bias_configs()].concat();
     let output = crate::common::run(
         crate::common::python(),
         &["-c", PYTORCH_MODELS, &serde_json::to_string(&configs).unwrap(), &SEED.to_string()],
@@ -140,5 +167,13 @@ fn wrong_inputs_are_errors_not_panics() {
             SequenceClassifierConfig { recurrent: RecurrentConfig { dropout: 1.0, ..recurrent }, ..config }
         )
         .is_err());
+        // A forget-gate bias: the LSTM's only, and a finite number.
+        for (bias, lstm_takes_it) in [(1.0, true), (f64::NAN, false), (f64::INFINITY, false)] {
+            let recurrent = RecurrentConfig { forget_bias: Some(bias), ..recurrent };
+            let fresh = nn::VarStore::new(Device::Cpu);
+            let built =
+                SequenceClassifier::new(&fresh.root(), SequenceClassifierConfig { recurrent, ..config });
+            assert_eq!(built.is_ok(), cell == Cell::Lstm && lstm_takes_it, "{cell}, forget bias {bias}");
+        }
     }
 }

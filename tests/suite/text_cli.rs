@@ -398,6 +398,15 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
         (vec!["--max-len".into(), "0".into()], "--max-len must be at least 1".into()),
         (vec!["--hidden-size".into(), "0".into()], "hidden size must be at least 1".into()),
         (vec!["--dropout".into(), "1.5".into()], "dropout must be in [0, 1)".into()),
+        (
+            vec!["--cell".into(), "gru".into(), "--forget-bias".into(), "1".into()],
+            "--forget-bias applies to the LSTM only: nn.GRU has no forget gate".into(),
+        ),
+        (
+            vec!["--cell".into(), "rnn".into(), "--forget-bias=-1".into()],
+            "--forget-bias applies to the LSTM only: nn.RNN has no forget gate".into(),
+        ),
+        (vec!["--forget-bias".into(), "inf".into()], "--forget-bias must be a finite number, got inf".into()),
         (vec!["--clip-grad-norm=-1".into()], "--clip-grad-norm must be finite and positive".into()),
         (vec!["--min-freq".into(), "0".into()], "--min-freq must be at least 1".into()),
         (vec!["--threads".into(), "0".into()], "--threads must be at least 1".into()),

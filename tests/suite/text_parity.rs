@@ -212,6 +212,16 @@ fn rnn_matches_pytorch() {
 }
 
 #[test]
+fn forget_bias_matches_pytorch() {
+    // `--forget-bias 1`: the forget gate's bias set after PyTorch's draws (1 in bias_ih, 0 in
+    // bias_hh, every layer and direction), as `set_forget_bias` does by hand in PyTorch; every
+    // later draw, loss and logit the same bits.
+    let flags =
+        ["--forget-bias", "1", "--num-layers", "2", "--pooling", "last", "--embedding-dropout", "0.2"];
+    check("forget-bias", "sample", &flags);
+}
+
+#[test]
 fn each_tokenizer_mode_on_chinese_matches_pytorch() {
     for mode in ["unicode", "chars", "jieba"] {
         check(&format!("zh-{mode}"), "sample-zh", &["--tokenizer", mode]);

@@ -171,6 +171,7 @@ fn model(
             embedding_dropout: 0.0,
             pooling,
             output_dropout: 0.0,
+            forget_bias: None,
         },
     };
     let vs = nn::VarStore::new(Device::Cpu);
@@ -354,6 +355,59 @@ fn checkpoint_formats_say_which_cell() {
 }
 
 #[test]
+fn the_forget_bias_draws_nothing_and_is_recorded() {
+    // The same seed with and without `--forget-bias 1`: every parameter the same bits but the
+    // forget gate's quarter (rows h..2h) of each bias, 1 in bias_ih and 0 in bias_hh; the
+    // checkpoint's config.json says so (and says nothing without it), loads back the same, and a
+    // config that gives a GRU a forget bias is refused.
+    let _generator = crate::common::generator();
+    let dir = crate::common::tempdir("forget-bias");
+    let plain_config = *model(Cell::Lstm, true, 2, Pooling::Last).1.config();
+    let build = |forget_bias| {
+        let architecture = TextArchitecture { forget_bias, ..plain_config.architecture };
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model =
+            TextClassifier::new(&vs.root(), TextClassifierConfig { architecture, ..plain_config }).unwrap();
+        (vs, model)
+    };
+    let ((plain_vs, plain), (vs, biased)) = (build(None), build(Some(1.0)));
+    let h = 12;
+    for (name, value) in vs.variables() {
+        let before = &plain_vs.variables()[&name];
+        if name.contains(".bias_") {
+            let forget = value.narrow(0, h, h);
+            let expected = if name.contains("bias_ih") { 1.0 } else { 0.0 };
+            assert!(forget.equal(&forget.full_like(expected)), "{name}: {forget}");
+            let others = [value.narrow(0, 0, h), value.narrow(0, 2 * h, 2 * h)];
+            let plain_others = [before.narrow(0, 0, h), before.narrow(0, 2 * h, 2 * h)];
+            assert!(others.iter().zip(&plain_others).all(|(a, b)| a.equal(b)), "{name}");
+        } else {
+            assert!(value.equal(before), "{name} differs: the forget bias drew something");
+        }
+    }
+    let read = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path.join(checkpoint::CONFIG_FILE)).unwrap()).unwrap()
+    };
+    let (plain_path, path) = (dir.join("plain"), dir.join("biased"));
+    save(&plain_path, &plain_vs, &plain);
+    assert!(read(&plain_path)["model"].get("forget_bias").is_none());
+    let config = save(&path, &vs, &biased);
+    assert_eq!(read(&path)["model"]["forget_bias"], 1.0);
+    assert_eq!(checkpoint::load(&path, Device::Cpu).unwrap().config, config);
+
+    let (gru_vs, gru) = model(Cell::Gru, false, 1, Pooling::Last);
+    let gru_path = dir.join("gru");
+    save(&gru_path, &gru_vs, &gru);
+    let mut edited = read(&gru_path);
+    edited["model"]["forget_bias"] = 1.0.into();
+    std::fs::write(gru_path.join(checkpoint::CONFIG_FILE), edited.to_string()).unwrap();
+    let error = format!("{:#}", checkpoint::load(&gru_path, Device::Cpu).unwrap_err());
+    assert!(error.contains("--forget-bias applies to the LSTM only: nn.GRU has no forget gate"), "{error}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn refuses_to_replace_a_directory_that_is_not_a_checkpoint() {
     let dir = crate::common::tempdir("not-a-checkpoint");
     std::fs::write(dir.join("precious.txt"), "keep me").unwrap();
@@ -392,6 +446,7 @@ fn dropout_only_acts_in_training() {
                 embedding_dropout: 0.0,
                 pooling: Pooling::Last,
                 output_dropout: 0.0,
+                forget_bias: None,
             },
         };
         let vs = nn::VarStore::new(Device::Cpu);

@@ -160,6 +160,7 @@ impl ModelSize {
             embedding_dropout: 0.0,
             pooling: Pooling::Last,
             output_dropout: 0.0,
+            forget_bias: None,
         };
         TextClassifierConfig { vocab_size, num_classes: 2, architecture }
     }
