@@ -83,7 +83,7 @@ impl Served {
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
         let ckpt = replicas.first().context("no model to serve")?;
-        let info = Info::of(dir, ckpt, config, device);
+        let info = Info::of(dir, ckpt, config, device, replicas.len());
         let (encoder, labels) = (TextEncoder::of(ckpt), ckpt.labels.names().to_vec());
         let limits = BatchLimits {
             max_texts: config.max_batch_size,
@@ -127,8 +127,9 @@ pub fn load_replicas(dir: &Path, count: usize, device: Device) -> Result<Vec<Che
 }
 
 impl Info {
-    /// `GET /info`'s body for `ckpt`, read from `dir`, served on `device` as `config` says.
-    fn of(dir: &Path, ckpt: &Checkpoint, config: &ServeConfig, device: Device) -> Self {
+    /// `GET /info`'s body for `ckpt`, read from `dir`, served by `workers` model threads on
+    /// `device` as `config` says.
+    fn of(dir: &Path, ckpt: &Checkpoint, config: &ServeConfig, device: Device, workers: usize) -> Self {
         Info {
             model_id: dir.display().to_string(),
             model_name: config.model_name.clone(),
@@ -142,7 +143,7 @@ impl Info {
             max_client_batch_size: config.max_client_batch_size,
             payload_limit: config.payload_limit,
             device: format!("{device:?}").to_lowercase(),
-            workers: config.worker_count(),
+            workers,
             version: env!("CARGO_PKG_VERSION"),
         }
     }

@@ -38,64 +38,47 @@ fn predictions_are_predicts_to_the_bit_with_the_headers() {
     assert_eq!(raw.json()[0]["label"], answers[1][0]["label"], "the same top label");
 }
 
-#[test]
-fn batched_with_others_a_text_keeps_its_label_and_its_probabilities_within_rounding() {
-    // Requests arriving together run as one batch (a 100 ms window); whatever a text is batched
-    // with, its label is `predict`'s and its probabilities differ by at most what libtorch's
-    // kernels round differently at other batch sizes. The bound, measured on this project's
-    // machines: 0 here (packed sequences); 1e-6 is held as the documented ceiling.
-    let server = Server::start(&["--max-batch-delay", "100"]);
+/// Sends `requests` requests at once, the texts of [`TEXTS`] in turn, and checks that each answer
+/// has `predict`'s label for its text alone and probabilities within 1e-6 of it, whatever it was
+/// batched with: the bound held for what libtorch's kernels round differently at other batch
+/// sizes (measured on this project's machines: 0, the model runs on packed sequences).
+fn assert_concurrent_answers_are_predicts(server: &Server, requests: usize) {
     let alone: Vec<Value> = TEXTS.iter().map(|t| predicted(&[t]).remove(0)).collect();
     let replies: Vec<Reply> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..9)
-            .map(|i| {
-                let server = &server;
-                s.spawn(move || server.post("/predict", &json!({"inputs": TEXTS[i % 3]})))
-            })
+        let handles: Vec<_> = (0..requests)
+            .map(|i| s.spawn(move || server.post("/predict", &json!({"inputs": TEXTS[i % 3]}))))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let top = |m: &serde_json::Map<String, Value>| {
+        m.iter().max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap())).unwrap().0.clone()
+    };
     for (i, reply) in replies.iter().enumerate() {
         assert_eq!(reply.status, 200, "{}", reply.body);
-        let got = scores(&reply.json());
-        let want = alone[i % 3].as_object().unwrap();
-        let top = |m: &serde_json::Map<String, Value>| {
-            m.iter().max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap())).unwrap().0.clone()
-        };
+        let (got, want) = (scores(&reply.json()), alone[i % 3].as_object().unwrap());
         assert_eq!(top(&got), top(want), "{}: the same label", TEXTS[i % 3]);
         for (label, p) in want {
             let diff = (got[label].as_f64().unwrap() - p.as_f64().unwrap()).abs();
             assert!(diff <= 1e-6, "{}: {label} differs by {diff}", TEXTS[i % 3]);
         }
     }
+}
+
+#[test]
+fn batched_with_others_a_text_keeps_its_label_and_its_probabilities_within_rounding() {
+    // Requests arriving together run as one batch (a 100 ms window).
+    let server = Server::start(&["--max-batch-delay", "100"]);
+    assert_concurrent_answers_are_predicts(&server, 9);
     let metrics = server.get("/metrics").body;
     assert!(metrics.contains("lstm_tch_batch_size_count"), "{metrics}");
 }
 
 #[test]
 fn three_model_threads_answer_as_one() {
-    // Three copies of the model take batches from one queue: every answer is still `predict`'s
-    // label, with its probabilities within the batching bound.
+    // Three copies of the model take batches from one queue.
     let server = Server::start(&["--workers", "3"]);
     assert_eq!(server.get("/info").json()["workers"], 3);
-    let alone: Vec<Value> = TEXTS.iter().map(|t| predicted(&[t]).remove(0)).collect();
-    let replies: Vec<Reply> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..12)
-            .map(|i| {
-                let server = &server;
-                s.spawn(move || server.post("/predict", &json!({"inputs": TEXTS[i % 3]})))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (i, reply) in replies.iter().enumerate() {
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let got = scores(&reply.json());
-        for (label, p) in alone[i % 3].as_object().unwrap() {
-            let diff = (got[label].as_f64().unwrap() - p.as_f64().unwrap()).abs();
-            assert!(diff <= 1e-6, "{}: {label} differs by {diff}", TEXTS[i % 3]);
-        }
-    }
+    assert_concurrent_answers_are_predicts(&server, 12);
 }
 
 #[test]
