@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use crate::{
     lab::claims::{
         gradients::{self, GradientsConfig},
-        memory::{self, MemoryConfig, MemoryTask, Training},
+        memory::{self, CellInit, MemoryConfig, MemoryTask, Training},
         speed::{self, SpeedConfig},
         ModelSize, CELLS,
     },
@@ -52,7 +52,7 @@ pub enum Experiment {
     Speed(SpeedArgs),
 }
 
-/// The memory task, the model and its training budget (shared by `memory` and `gradients`).
+/// The memory task, the model and how it trains (shared by `memory` and `gradients`).
 #[derive(Debug, Clone, Args)]
 pub struct TaskArgs {
     /// Seeds (data and initialisation), comma-separated: one run per seed.
@@ -67,19 +67,12 @@ pub struct TaskArgs {
     /// Hidden size of the single unidirectional recurrent layer.
     #[arg(long, default_value_t = 32)]
     pub hidden_size: i64,
-    /// Training sequences per run (fresh ones: by default each is seen once, so a model cannot
-    /// pass by memorising the noise of a small training set).
-    #[arg(long, default_value_t = 30000)]
-    pub train: usize,
     /// Held-out sequences per run.
     #[arg(long, default_value_t = 1000)]
     pub test: usize,
     /// Sequences per batch.
     #[arg(long, default_value_t = 50)]
     pub batch_size: usize,
-    /// Passes over the training sequences: the budget is epochs × ⌈train / batch⌉ Adam steps.
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 0.01)]
     pub lr: f64,
@@ -97,12 +90,13 @@ impl TaskArgs {
         ModelSize { embedding_dim: self.embedding_dim, hidden_size: self.hidden_size }
     }
 
-    fn training(&self) -> Training {
+    /// The training of one run: `epochs` passes over `train` sequences.
+    fn training(&self, train: usize, epochs: usize) -> Training {
         Training {
-            train: self.train,
+            train,
             test: self.test,
             batch_size: self.batch_size,
-            epochs: self.epochs,
+            epochs,
             lr: self.lr,
             clip_grad_norm: self.clip_grad_norm,
         }
@@ -124,6 +118,13 @@ pub struct GradientsArgs {
     /// Distances whose norm ratio to distance 0 the JSON lists, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [10usize, 25, 50, 100, 199])]
     pub distances: Vec<usize>,
+    /// Training sequences per run (fresh ones: by default each is seen once, so a model cannot
+    /// pass by memorising the noise of a small training set).
+    #[arg(long, default_value_t = 30000)]
+    pub train: usize,
+    /// Passes over the training sequences: the budget is epochs × ⌈train / batch⌉ Adam steps.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
     #[command(flatten)]
     pub task: TaskArgs,
 }
@@ -139,7 +140,7 @@ impl GradientsArgs {
             probe: self.probe,
             task: self.task.task(),
             size: self.task.size(),
-            training: self.task.training(),
+            training: self.task.training(self.train, self.epochs),
             distances: self.distances.clone(),
         }
     }
@@ -148,23 +149,49 @@ impl GradientsArgs {
 /// `claims memory`.
 #[derive(Debug, Clone, Args)]
 pub struct MemoryArgs {
-    /// Sequence lengths (marker included), comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = [10usize, 20, 30, 50, 100, 200])]
+    /// Sequence lengths (marker included) tried in this order, comma-separated, increasing: a
+    /// cell's search stops at the first one a seed fails within the last budget.
+    #[arg(long, value_delimiter = ',', default_values_t = [10usize, 20, 30, 50, 75, 100, 150, 200, 300, 400])]
     pub lengths: Vec<usize>,
+    /// Adam steps after which held-out accuracy is measured, comma-separated, increasing; the
+    /// last is each run's budget (one pass over that many batches of fresh sequences).
+    #[arg(long, value_delimiter = ',', default_values_t = [600usize, 1200, 2400, 4800])]
+    pub budgets: Vec<usize>,
+    /// The held-out accuracy that counts as solved (on every seed).
+    #[arg(long, default_value_t = 0.95)]
+    pub solved_accuracy: f64,
+    /// Forget-gate biases: each adds, after the LSTM, the LSTM with its forget gate's bias set to
+    /// B after PyTorch's initialisation (`train --forget-bias B`); the flag alone: none.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_values_t = [1.0f64])]
+    pub lstm_forget_bias: Vec<f64>,
     #[command(flatten)]
     pub task: TaskArgs,
 }
 
 impl MemoryArgs {
-    /// The experiment these flags ask for, comparing `cells`.
+    /// The experiment these flags ask for, comparing `cells` (each LSTM followed by its
+    /// forget-bias variants); every run trains on one pass over as many fresh sequences as its
+    /// last budget needs.
     fn config(&self, cells: &[Cell]) -> MemoryConfig {
+        let inits = cells
+            .iter()
+            .flat_map(|&cell| {
+                let biases: &[f64] = if cell == Cell::Lstm { &self.lstm_forget_bias } else { &[] };
+                std::iter::once(CellInit::pytorch(cell))
+                    .chain(biases.iter().map(move |&b| CellInit { cell, forget_bias: Some(b) }))
+            })
+            .collect();
+        let max_steps = self.budgets.iter().copied().max().unwrap_or(0);
+        let training = self.task.training(MemoryConfig::sequences_needed(max_steps, self.task.batch_size), 1);
         MemoryConfig {
-            cells: cells.to_vec(),
+            inits,
             lengths: self.lengths.clone(),
+            budgets: self.budgets.clone(),
+            solved_accuracy: self.solved_accuracy,
             seeds: self.task.seeds.clone(),
             task: self.task.task(),
             size: self.task.size(),
-            training: self.task.training(),
+            training,
         }
     }
 }
@@ -237,7 +264,8 @@ pub fn claims(args: &ClaimsArgs) -> Result<()> {
             let config = a.config(&args.cells);
             config.validate()?;
             create(out)?;
-            memory::run(&config, out, &face)?;
+            let report = memory::run(&config, out, &face)?;
+            println!("{}\n{}", report.reach_table(), report.runs_table());
             &["memory.png", "memory.json"]
         }
         Experiment::Speed(a) => {

@@ -126,6 +126,20 @@ impl Encoded {
         Ok(encoded)
     }
 
+    /// Texts that all have `width` tokens, given as one row-major buffer `ids`
+    /// [texts × width] (no copy), with one label per row.
+    pub fn from_rows(ids: Vec<i64>, width: usize, labels: Vec<i64>) -> Result<Self> {
+        ensure!(width >= 1, "every text needs at least one token");
+        ensure!(
+            ids.len() == width * labels.len(),
+            "{} ids are not {} texts of {width} tokens",
+            ids.len(),
+            labels.len()
+        );
+        let offsets = (0..=labels.len()).map(|i| i * width).collect();
+        Ok(Self { ids, offsets, labels })
+    }
+
     fn push(&mut self, ids: &[i64]) {
         self.ids.extend_from_slice(ids);
         self.offsets.push(self.ids.len());

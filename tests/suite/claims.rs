@@ -115,26 +115,67 @@ fn the_cli_writes_each_experiments_figures_and_json() {
     let dir = tempdir("claims-cli");
     let out = dir.join("out");
     let out_arg = out.to_str().unwrap();
-    let common = ["--out", out_arg, "--threads", "1", "--seeds", "0,1", "--train", "24", "--test", "8"];
-    let tiny = ["--embedding-dim", "4", "--hidden-size", "4", "--batch-size", "8", "--epochs", "1"];
+    let common = ["--out", out_arg, "--threads", "1", "--seeds", "0,1", "--test", "8"];
+    let tiny = ["--embedding-dim", "4", "--hidden-size", "4", "--batch-size", "8"];
 
-    let mut args = vec!["claims", "memory", "--lengths", "2,4", "--cells", "gru,lstm"];
+    let mut args = vec!["claims", "memory", "--lengths", "2,4", "--budgets", "2,3", "--cells", "gru,lstm"];
     args.extend(common.iter().chain(&tiny));
     let output = run(lstm_tch(), &args);
     assert!(output.status.success(), "{}", text(&output).1);
     assert_eq!(png_size(&out.join("memory.png")), (900, 560));
     let report = json(&out.join("memory.json"));
     assert_eq!(report["experiment"], "memory");
-    assert_eq!(report["steps_per_run"], 3);
-    assert_eq!(report["runs"].as_array().unwrap().len(), 2 * 2 * 2);
-    let summary = report["summary"].as_array().unwrap();
-    assert_eq!(summary.len(), 2 * 2);
-    for point in summary {
-        let (mean, min, max) =
-            (point["mean"].as_f64().unwrap(), point["min"].as_f64().unwrap(), point["max"].as_f64().unwrap());
-        assert!((0.0..=1.0).contains(&min) && min <= mean && mean <= max && max <= 1.0, "{point}");
-    }
     assert_eq!(report["machine"]["threads"], 1);
+    // One pass over fresh sequences: the last budget's batches.
+    assert_eq!(report["config"]["training"]["train"], 3 * 8);
+    // The GRU, the LSTM and the LSTM with a forget-gate bias of 1, in that order.
+    let inits: Vec<(String, Option<f64>)> = report["reach"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["init"]["cell"].as_str().unwrap().to_owned(), r["init"]["forget_bias"].as_f64()))
+        .collect();
+    let names = [("gru".to_owned(), None), ("lstm".to_owned(), None), ("lstm".to_owned(), Some(1.0))];
+    assert_eq!(inits, names);
+    for (cell, bias) in &names {
+        let runs: Vec<&serde_json::Value> = report["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["init"]["cell"] == cell.as_str() && r["init"]["forget_bias"].as_f64() == *bias)
+            .collect();
+        assert!(!runs.is_empty(), "{cell} {bias:?}: no run");
+        // Every seed runs at a length; the search stops after the first length fewer than half
+        // the seeds (here: none of the two) solved.
+        assert_eq!(runs.len() % 2, 0, "{cell} {bias:?}: both seeds at every length");
+        let lengths: Vec<u64> = runs.iter().map(|r| r["length"].as_u64().unwrap()).collect();
+        let unsolved = |l: u64| runs.iter().filter(|r| r["length"] == l).all(|r| r["solved_at"].is_null());
+        let stop = lengths.iter().position(|&l| unsolved(l));
+        assert!(
+            stop.is_none_or(|i| i + 2 == runs.len()),
+            "{cell} {bias:?}: runs past a length no seed solved"
+        );
+        for r in &runs {
+            let checks = r["checks"].as_array().unwrap();
+            let steps: Vec<u64> = checks.iter().map(|c| c["steps"].as_u64().unwrap()).collect();
+            let accuracy: Vec<f64> = checks.iter().map(|c| c["accuracy"].as_f64().unwrap()).collect();
+            assert!(accuracy.iter().all(|a| (0.0..=1.0).contains(a)), "{r}");
+            match r["solved_at"].as_u64() {
+                // Stopped at the first budget where it reached 0.95.
+                Some(at) => {
+                    assert_eq!(steps.last(), Some(&at), "{r}");
+                    assert!(
+                        accuracy.last().unwrap() >= &0.95
+                            && accuracy[..accuracy.len() - 1].iter().all(|a| *a < 0.95)
+                    );
+                }
+                None => {
+                    assert_eq!(steps, [2, 3], "{r}");
+                    assert!(accuracy.iter().all(|a| *a < 0.95), "{r}");
+                }
+            }
+        }
+    }
 
     let mut args = vec![
         "claims",
@@ -149,6 +190,10 @@ fn the_cli_writes_each_experiments_figures_and_json() {
         "1,5,9",
         "--cells",
         "rnn,lstm",
+        "--train",
+        "24",
+        "--epochs",
+        "1",
     ];
     args.extend(common.iter().chain(&tiny));
     let output = run(lstm_tch(), &args);
@@ -210,7 +255,7 @@ fn bad_claims_arguments_fail_cleanly_before_any_work() {
     let dir = tempdir("claims-errors");
     let out = dir.join("never");
     let out_arg = out.to_str().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["claims", "memory", "--lengths", "10,1", "--out", out_arg],
             "--lengths values must be at least 2, got 1",
@@ -221,6 +266,11 @@ fn bad_claims_arguments_fail_cleanly_before_any_work() {
         ),
         (&["claims", "speed", "--repeats", "0", "--out", out_arg], "--repeats must be at least 1"),
         (&["claims", "memory", "--threads", "0", "--out", out_arg], "--threads must be at least 1"),
+        (&["claims", "memory", "--budgets", "600,300", "--out", out_arg], "--budgets must increase"),
+        (
+            &["claims", "memory", "--lstm-forget-bias", "inf", "--out", out_arg],
+            "--lstm-forget-bias must be a finite number, got inf",
+        ),
     ];
     for (args, needle) in cases {
         assert_clean_failure(&run(lstm_tch(), args), needle, &args.join(" "));
@@ -236,8 +286,8 @@ fn bad_claims_arguments_fail_cleanly_before_any_work() {
         "2",
         "--seeds",
         "0",
-        "--train",
-        "4",
+        "--budgets",
+        "1",
         "--test",
         "4",
         "--out",

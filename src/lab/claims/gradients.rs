@@ -17,7 +17,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use super::{
-    memory::{MemoryTask, Training, Trial},
+    memory::{CellInit, MemoryTask, Training, Trial},
     note, start, Figure, Machine, ModelSize,
 };
 use crate::runtime::checks;
@@ -215,7 +215,14 @@ fn measure_cell(config: &GradientsConfig, cell: Cell) -> Result<CellGradients> {
 /// accuracy.
 fn measure_seed(config: &GradientsConfig, cell: Cell, seed: u64) -> Result<(SeedGradients, f64)> {
     let started = Instant::now();
-    let trial = Trial::new(&config.task, &config.size, &config.training, cell, config.train_length, seed)?;
+    let trial = Trial::new(
+        &config.task,
+        &config.size,
+        &config.training,
+        CellInit::pytorch(cell),
+        config.train_length,
+        seed,
+    )?;
     let probe = config.task.generate(config.length, config.probe)?;
     let (tokens, labels) = probe_batch(&probe, config.probe)?;
     let init = by_distance(input_gradient_norms(&trial.model, &tokens, &labels)?);

@@ -31,6 +31,7 @@ use crate::{
     nn::{TextArchitecture, TextClassifier, TextClassifierConfig},
     runtime::report::JsonFile,
 };
+use memory::CellInit;
 
 /// The three cells, in the order the figures list them.
 pub const CELLS: [Cell; 3] = [Cell::Rnn, Cell::Gru, Cell::Lstm];
@@ -94,6 +95,21 @@ pub(crate) fn note(machine: &Machine, seeds: &[u64]) -> String {
     format!("{}; {}", machine.describe(), describe_seeds(seeds))
 }
 
+/// CPU seconds this process has used so far (user and system, every thread), or `None` where
+/// `getrusage` fails: an experiment's cost apart from what else the machine ran meanwhile.
+pub fn cpu_seconds() -> Option<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a whole `rusage` into the pointer on success (returns 0).
+    let usage = unsafe {
+        if libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) != 0 {
+            return None;
+        }
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
 /// An experiment's start, before any work: this machine noted, and its JSON file `name`
 /// created in `out` (so that an unwritable directory fails first).
 pub(crate) fn start(out: &Path, name: &str) -> Result<(Machine, JsonFile)> {
@@ -148,11 +164,11 @@ impl ModelSize {
     }
 
     /// A unidirectional single-layer two-class [`TextClassifier`] over `vocab_size` tokens with
-    /// `cell`, reading the final hidden state, no dropout.
-    pub fn config(&self, cell: Cell, vocab_size: i64) -> TextClassifierConfig {
+    /// `init`'s cell (and forget-gate bias), reading the final hidden state, no dropout.
+    pub fn config(&self, init: CellInit, vocab_size: i64) -> TextClassifierConfig {
         let architecture = TextArchitecture {
             embedding_dim: self.embedding_dim,
-            cell,
+            cell: init.cell,
             hidden_size: self.hidden_size,
             num_layers: 1,
             bidirectional: false,
@@ -160,7 +176,7 @@ impl ModelSize {
             embedding_dropout: 0.0,
             pooling: Pooling::Last,
             output_dropout: 0.0,
-            forget_bias: None,
+            forget_bias: init.forget_bias,
         };
         TextClassifierConfig { vocab_size, num_classes: 2, architecture }
     }
@@ -168,8 +184,13 @@ impl ModelSize {
     /// A fresh CPU model with `cell`, its parameters drawn from the default generator (seed it
     /// first with `tch::manual_seed`).
     pub fn build(&self, cell: Cell, vocab_size: i64) -> Result<(nn::VarStore, TextClassifier)> {
+        self.build_init(CellInit::pytorch(cell), vocab_size)
+    }
+
+    /// [`Self::build`] with `init`'s cell and forget-gate bias.
+    pub fn build_init(&self, init: CellInit, vocab_size: i64) -> Result<(nn::VarStore, TextClassifier)> {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let model = TextClassifier::new(&vs.root(), self.config(cell, vocab_size))?;
+        let model = TextClassifier::new(&vs.root(), self.config(init, vocab_size))?;
         Ok((vs, model))
     }
 }

@@ -9,26 +9,59 @@
 //! pass over fresh sequences: on a small training set seen for many epochs, a gated cell learns
 //! the noise of each sequence by heart (train loss 0.16, held-out accuracy 0.51 for the LSTM at
 //! L = 50 on 2,000 sequences for 25 epochs) instead of the marker.
+//!
+//! [`search`] is the experiment: for each cell (and the LSTM with a forget-gate bias of 1, as
+//! practitioners initialise it), the longest length it learns as the budget of steps grows.
 
-use std::{path::Path, time::Instant};
+pub mod search;
+
+pub use search::{run, Check, MemoryConfig, MemoryReport, MemoryRun, Reach};
+
+use std::fmt;
 
 use anyhow::{ensure, Result};
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
-use super::{check_list, note, start, summary, Figure, Machine, ModelSize};
+use super::ModelSize;
 use crate::runtime::checks;
 use crate::{
     data::Encoded,
     infer,
-    lab::plot::{Series, Typeface},
     nn::{Cell, TextClassifier},
     train::{
         self,
         optim::{AdamConfig, AdamImpl},
-        TrainOptions,
+        Observer, TrainOptions,
     },
 };
+
+/// A recurrent cell and how it starts: PyTorch's initialisation, or (LSTM only) that with the
+/// forget gate's bias then set to `forget_bias` ([`crate::nn::init::set_forget_bias`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CellInit {
+    /// The cell.
+    pub cell: Cell,
+    /// The LSTM's forget-gate bias at initialisation; `None`: PyTorch's draws.
+    pub forget_bias: Option<f64>,
+}
+
+impl CellInit {
+    /// `cell` as PyTorch initialises it.
+    pub fn pytorch(cell: Cell) -> Self {
+        Self { cell, forget_bias: None }
+    }
+}
+
+impl fmt::Display for CellInit {
+    /// `lstm`, or `lstm, forget bias 1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.forget_bias {
+            None => write!(f, "{}", self.cell),
+            Some(b) => write!(f, "{}, forget bias {b}", self.cell),
+        }
+    }
+}
 
 /// The two markers' token ids: `A` (label 0) and `B` (label 1). 0 is `<pad>`, 1 `<unk>` (unused).
 pub const MARKERS: [i64; 2] = [2, 3];
@@ -48,26 +81,25 @@ impl MemoryTask {
         FIRST_NOISE + self.noise_tokens
     }
 
+    /// Checks there is at least one noise token.
+    pub fn validate(&self) -> Result<()> {
+        checks::at_least_one("--noise-tokens", self.noise_tokens)
+    }
+
     /// `n` sequences of `length` tokens with their labels, drawn from libtorch's default
     /// generator (seed it with `tch::manual_seed`): labels uniform on {0, 1}, then each
-    /// sequence's marker `MARKERS[label]` followed by `length − 1` noise tokens.
+    /// sequence's marker `MARKERS[label]` followed by `length − 1` noise tokens. Built in place
+    /// (8 bytes a token): the longest budgets draw a few hundred thousand sequences.
     pub fn generate(&self, length: usize, n: usize) -> Result<Encoded> {
         ensure!(length >= 1, "a sequence needs at least its marker: length must be at least 1");
         checks::at_least_one("--noise-tokens", self.noise_tokens)?;
         let options = (Kind::Int64, Device::Cpu);
-        let labels = Vec::<i64>::try_from(&Tensor::f_randint(2, [n as i64], options)?)?;
+        let labels = Tensor::f_randint(2, [n as i64, 1], options)?;
         let noise =
             Tensor::f_randint_low(FIRST_NOISE, self.vocab_size(), [n as i64, length as i64 - 1], options)?;
-        let noise = Vec::<i64>::try_from(&noise.f_flatten(0, -1)?)?;
-        let texts: Vec<Vec<i64>> = labels
-            .iter()
-            .enumerate()
-            .map(|(i, &label)| {
-                let row = &noise[i * (length - 1)..(i + 1) * (length - 1)];
-                std::iter::once(MARKERS[label as usize]).chain(row.iter().copied()).collect()
-            })
-            .collect();
-        Encoded::from_ids(&texts, labels)
+        let markers = labels.f_add_scalar(MARKERS[0])?;
+        let ids = Vec::<i64>::try_from(&Tensor::f_cat(&[markers, noise], 1)?.f_flatten(0, -1)?)?;
+        Encoded::from_rows(ids, length, Vec::<i64>::try_from(&labels.f_flatten(0, -1)?)?)
     }
 }
 
@@ -134,19 +166,19 @@ pub struct Trial {
 
 impl Trial {
     /// Seeds libtorch with `seed`, draws the training and then the held-out sequences of
-    /// `length`, then builds the model with `cell`: the same data for every cell of a seed.
+    /// `length`, then builds the model with `init`: the same data for every cell of a seed.
     pub fn new(
         task: &MemoryTask,
         size: &ModelSize,
         training: &Training,
-        cell: Cell,
+        init: CellInit,
         length: usize,
         seed: u64,
     ) -> Result<Self> {
         tch::manual_seed(seed as i64);
         let train = task.generate(length, training.train)?;
         let test = task.generate(length, training.test)?;
-        let (vs, model) = size.build(cell, task.vocab_size())?;
+        let (vs, model) = size.build_init(init, task.vocab_size())?;
         Ok(Self { vs, model, train, test })
     }
 
@@ -156,177 +188,19 @@ impl Trial {
         Ok(reports.last().map_or(f64::NAN, |r| r.train_loss))
     }
 
+    /// Trains the model for the budget with `observer` watching every step (and stopping the
+    /// run when it has seen enough).
+    pub fn fit_watched(&self, training: &Training, observer: &mut dyn Observer) -> Result<()> {
+        train::fit_from(&self.model, &self.vs, &self.train, None, &training.options(), None, observer)?;
+        Ok(())
+    }
+
     /// The fraction of held-out sequences classified right.
     pub fn accuracy(&self) -> Result<f64> {
         let logits = infer::logits(&self.model, &self.test, 256, Device::Cpu)?;
         let predicted = Vec::<i64>::try_from(&logits.f_argmax(1, false)?)?;
         let right = predicted.iter().zip(&self.test.labels).filter(|(p, l)| p == l).count();
         Ok(right as f64 / self.test.len() as f64)
-    }
-}
-
-/// What `lstm-tch claims memory` runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MemoryConfig {
-    /// The cells compared.
-    pub cells: Vec<Cell>,
-    /// Sequence lengths (marker included), each at least 2.
-    pub lengths: Vec<usize>,
-    /// One run per seed, cell and length.
-    pub seeds: Vec<u64>,
-    /// The task's vocabulary.
-    pub task: MemoryTask,
-    /// The model's sizes.
-    pub size: ModelSize,
-    /// The training budget.
-    pub training: Training,
-}
-
-/// One run's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MemoryRun {
-    /// The cell.
-    pub cell: Cell,
-    /// The sequence length.
-    pub length: usize,
-    /// The seed of the data and the initialisation.
-    pub seed: u64,
-    /// Held-out accuracy after training.
-    pub accuracy: f64,
-    /// Mean training loss of the last epoch.
-    pub final_loss: f64,
-    /// Wall-clock seconds of the run.
-    pub seconds: f64,
-}
-
-/// Accuracy over seeds for one cell and length.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MemoryPoint {
-    /// The cell.
-    pub cell: Cell,
-    /// The sequence length.
-    pub length: usize,
-    /// Mean accuracy over the seeds.
-    pub mean: f64,
-    /// Lowest accuracy of a seed.
-    pub min: f64,
-    /// Highest accuracy of a seed.
-    pub max: f64,
-}
-
-/// `memory.json`: the configuration, where it ran, every run and the summary per cell and length.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MemoryReport {
-    /// Always "memory".
-    pub experiment: &'static str,
-    /// Where it ran.
-    pub machine: Machine,
-    /// What ran.
-    pub config: MemoryConfig,
-    /// Adam steps per run.
-    pub steps_per_run: usize,
-    /// Every run, by cell, then length, then seed.
-    pub runs: Vec<MemoryRun>,
-    /// Mean, min and max accuracy per cell and length.
-    pub summary: Vec<MemoryPoint>,
-}
-
-impl MemoryConfig {
-    /// Checks every size before any work.
-    pub fn validate(&self) -> Result<()> {
-        ensure!(!self.cells.is_empty(), "--cells needs at least one cell");
-        check_list("lengths", &self.lengths, 2)?;
-        ensure!(!self.seeds.is_empty(), "--seeds needs at least one seed");
-        checks::at_least_one("--noise-tokens", self.task.noise_tokens)?;
-        self.size.validate()?;
-        self.training.validate()
-    }
-}
-
-/// Runs the experiment: one trained model per cell, length and seed; writes `memory.json` and
-/// `memory.png` (accuracy against length, mean over seeds with min–max bars) into `out`.
-pub fn run(config: &MemoryConfig, out: &Path, face: &Typeface) -> Result<MemoryReport> {
-    config.validate()?;
-    let (machine, json) = start(out, "memory.json")?;
-    let mut runs = vec![];
-    for &cell in &config.cells {
-        for &length in &config.lengths {
-            for &seed in &config.seeds {
-                runs.push(train_one(config, cell, length, seed)?);
-            }
-        }
-    }
-    let summary = summarise(config, &runs);
-    figure(config, &machine, &summary).draw(out, face)?;
-    let report = MemoryReport {
-        experiment: "memory",
-        machine,
-        config: config.clone(),
-        steps_per_run: config.training.steps(),
-        runs,
-        summary,
-    };
-    json.write(&report)?;
-    Ok(report)
-}
-
-/// Trains and tests one model with `cell` on sequences of `length` drawn with `seed`.
-fn train_one(config: &MemoryConfig, cell: Cell, length: usize, seed: u64) -> Result<MemoryRun> {
-    let started = Instant::now();
-    let trial = Trial::new(&config.task, &config.size, &config.training, cell, length, seed)?;
-    let final_loss = trial.fit(&config.training)?;
-    let accuracy = trial.accuracy()?;
-    let seconds = started.elapsed().as_secs_f64();
-    eprintln!("memory {cell} length {length} seed {seed}: accuracy {accuracy:.3} ({seconds:.1} s)");
-    Ok(MemoryRun { cell, length, seed, accuracy, final_loss, seconds })
-}
-
-/// The accuracy over seeds per cell and length, in the config's order.
-fn summarise(config: &MemoryConfig, runs: &[MemoryRun]) -> Vec<MemoryPoint> {
-    config
-        .cells
-        .iter()
-        .flat_map(|&cell| config.lengths.iter().map(move |&length| (cell, length)))
-        .map(|(cell, length)| {
-            let accuracies: Vec<f64> =
-                runs.iter().filter(|r| r.cell == cell && r.length == length).map(|r| r.accuracy).collect();
-            let (mean, min, max) = summary(&accuracies);
-            MemoryPoint { cell, length, mean, min, max }
-        })
-        .collect()
-}
-
-/// `memory.png`: per cell, the mean accuracy against length with min–max bars.
-fn figure(config: &MemoryConfig, machine: &Machine, summary: &[MemoryPoint]) -> Figure<'static> {
-    let series: Vec<Series> = config
-        .cells
-        .iter()
-        .map(|&cell| {
-            let points: Vec<&MemoryPoint> = summary.iter().filter(|p| p.cell == cell).collect();
-            Series {
-                name: cell.to_string(),
-                points: points.iter().map(|p| (p.length as f64, p.mean)).collect(),
-                spread: points.iter().map(|p| (p.length as f64, p.min, p.max)).collect(),
-            }
-        })
-        .collect();
-    let t = &config.training;
-    let title = format!(
-        "Memory over distance: the label is the first token, then L-1 noise tokens (chance 0.5)\n{}; \
-         {} train / {} test sequences, {} Adam steps per run, hidden {}; mean, min-max bars",
-        note(machine, &config.seeds),
-        t.train,
-        t.test,
-        t.steps(),
-        config.size.hidden_size,
-    );
-    Figure {
-        name: "memory.png",
-        title,
-        x_label: "sequence length L",
-        y_label: "held-out accuracy",
-        series,
-        log_y: false,
     }
 }
 
