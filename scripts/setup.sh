@@ -5,8 +5,9 @@
 # (LIBTORCH_USE_PYTORCH=1), so the Rust binaries and the Python reference scripts run the very
 # same libtorch. Idempotent: does nothing when .venv matches requirements.txt already.
 #
-# Also installs, where it can without asking (as root, with apt-get), ccache and the Chromium that
-# the page's browser test drives (tests/suite/serve_page.rs).
+# Also installs, where it can without asking (as root, with apt-get), ccache, Gloo's headers (for
+# distributed training: build.rs) and the Chromium that the page's browser test drives
+# (tests/suite/serve_page.rs).
 #
 # Usage: scripts/setup.sh            (then: source scripts/env.sh)
 #        scripts/setup.sh --no-chromium / --chromium-only
@@ -48,12 +49,29 @@ req="$root/scripts/requirements.txt"
 stamp="$venv/.lstm-tch-requirements"
 want=$(sha256sum "$req" | cut -d' ' -f1)
 
+# Debian packages installed only where it can be done without asking (as root, with apt-get):
+# apt_install PACKAGE WHY FALLBACK-MESSAGE.
+apt_install() {
+  if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: $3" >&2
+    return 0
+  fi
+  echo "setup: installing $1 (apt-get) $2" >&2
+  local install=(apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=120 "$1")
+  "${install[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && "${install[@]}" >/dev/null 2>&1; } ||
+    echo "setup: $1 not installed: $3" >&2
+}
 # ccache (scripts/env.sh uses it when present) saves the second compile of torch-sys's C++
-# wrapper. Installed here only where it can be without asking: as root, with apt-get.
-if ! command -v ccache >/dev/null 2>&1 && [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-  echo "setup: installing ccache (apt-get) to cache C++ compiles" >&2
-  apt-get install -y -qq ccache >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq ccache >/dev/null 2>&1; } ||
-    echo "setup: ccache not installed; builds will just take longer" >&2
+# wrapper.
+if ! command -v ccache >/dev/null 2>&1; then
+  apt_install ccache "to cache C++ compiles" "without ccache, builds just take longer"
+fi
+# Gloo's headers, which libtorch's ProcessGroupGloo.hpp includes and the PyTorch wheel lacks:
+# without them the crate builds without distributed training (build.rs; GLOO_INCLUDE names
+# another directory holding gloo/).
+if [[ -z ${GLOO_INCLUDE:-} && ! -f /usr/include/gloo/config.h ]]; then
+  apt_install libgloo-dev "for distributed training (its headers)" \
+    "install Gloo's headers (Debian: libgloo-dev) for distributed training"
 fi
 
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then

@@ -9,6 +9,7 @@
 //! | model | [`nn`] | the recurrent layer (LSTM, GRU, RNN), the classifiers, PyTorch-exact initialisation, the cells' equations |
 //! | data | [`data`] | tokenizers, vocabulary, dataset loaders, batches |
 //! | training | [`train`] | the fit loop, a whole resumable run, Adam, interrupts |
+//! | distributed | [`dist`] | a rank of a `torch.distributed` job: its process group, DDP's averaging, sharding |
 //! | inference | [`infer`] | logits, probabilities, evaluation metrics |
 //! | serving | [`serve`] | `lstm-tch serve`: HTTP, dynamic batching, limits, metrics |
 //! | checkpoints | [`checkpoint`] | the format, loading, the atomic save |
@@ -21,6 +22,7 @@ pub mod article;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod dist;
 pub mod infer;
 pub mod lab;
 pub mod nn;

@@ -22,10 +22,26 @@ pub fn set_generator_state(device: Device, state: &Tensor) -> Result<()> {
     #[cfg(lstm_tch_native)]
     return native::set(device, state);
     #[cfg(not(lstm_tch_native))]
-    bail!("restoring the state of the {device:?} generator needs src/runtime/native (not built on this platform)")
+    {
+        let _ = state;
+        bail!("restoring the state of the {device:?} generator needs src/runtime/native (not built on this platform)")
+    }
+}
+
+/// `torch.randperm(n, generator=g)` with `g` a fresh CPU `torch.Generator` seeded with `seed`
+/// (int64, [n]); the default generator is left alone.
+pub fn randperm_seeded(n: i64, seed: u64) -> Result<Tensor> {
+    #[cfg(lstm_tch_native)]
+    return native::randperm_seeded(n, seed);
+    #[cfg(not(lstm_tch_native))]
+    {
+        let _ = (n, seed);
+        bail!("a permutation from a seeded generator needs src/runtime/native (not built on this platform)")
+    }
 }
 
 /// The C++ side's device encoding: (0, 0) for the CPU, (1, index) for CUDA.
+#[cfg_attr(not(lstm_tch_native), allow(dead_code))]
 fn device_code(device: Device) -> Result<(i32, i32)> {
     match device {
         Device::Cpu => Ok((0, 0)),
@@ -58,6 +74,18 @@ mod native {
             device_index: c_int,
             state: *const C_tensor,
         ) -> *mut c_char;
+        fn lstm_tch_randperm_seeded(n: i64, seed: i64, out: *mut *mut C_tensor) -> *mut c_char;
+    }
+
+    pub(super) fn randperm_seeded(n: i64, seed: u64) -> Result<Tensor> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `out` receives a new at::Tensor, owned below. The seed's bits pass unchanged
+        // (torch.Generator.manual_seed takes it as uint64).
+        if let Some(message) = take_c_error(unsafe { lstm_tch_randperm_seeded(n, seed as i64, &mut out) }) {
+            bail!("cannot draw a permutation of {n}: {message}");
+        }
+        // SAFETY: a new at::Tensor handed over to us.
+        Ok(unsafe { Tensor::from_ptr(out) })
     }
 
     pub(super) fn get(device: Device) -> Result<Tensor> {

@@ -17,6 +17,8 @@ mod checkpoint_faults;
 mod claims;
 mod cuda_loading;
 mod cuda_training;
+#[cfg(unix)]
+mod dist;
 #[cfg(all(target_os = "linux", feature = "fault-injection"))]
 mod failing_writes;
 mod hostile_inputs;

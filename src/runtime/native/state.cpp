@@ -4,13 +4,15 @@
 //   torch.cuda.get_rng_state() on CUDA), read and restored, so shuffling and dropout after a
 //   resume draw exactly what the uninterrupted run drew;
 // - the per-parameter state of libtorch's C++ torch::optim::Adam (its step count and moments),
-//   read and restored, so `--adam libtorch` resumes with the same bits as well.
+//   read and restored, so `--adam libtorch` resumes with the same bits as well;
+// - a permutation from a generator of its own (DistributedSampler's, src/dist/sampler.rs).
 //
 // The tensor handles are tch's (at::Tensor*); a tensor returned through an out-pointer is a new
 // at::Tensor that tch::Tensor::from_ptr takes ownership of. Each function returns NULL, or a
 // malloc'ed error message.
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/optimizer.h>
@@ -122,6 +124,18 @@ extern "C" char *lstm_tch_adam_set_state(void *optimizer, size_t n, const int64_
       adam->exp_avg_sq(exp_avg_sqs[i]->to(p.options()).clone(at::MemoryFormat::Preserve));
       state[p.unsafeGetTensorImpl()] = std::move(adam);
     }
+    return nullptr;
+  } catch (const std::exception &e) {
+    return strdup(e.what());
+  }
+}
+
+// torch.randperm(n, generator=g) with g a fresh CPU torch.Generator seeded with `seed`: what
+// DistributedSampler draws each epoch (seed + epoch), without touching the default generator.
+extern "C" char *lstm_tch_randperm_seeded(int64_t n, int64_t seed, at::Tensor **out) {
+  try {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
+    *out = new at::Tensor(at::randperm(n, generator, at::TensorOptions().dtype(at::kLong)));
     return nullptr;
   } catch (const std::exception &e) {
     return strdup(e.what());

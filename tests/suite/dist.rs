@@ -1,0 +1,108 @@
+//! Training past one machine, on PyTorch's own distributed engine: the rank's place read from
+//! torchrun's variables, `DistributedSampler`'s shards, and DDP's averaged gradients, from Rust
+//! ranks, Python ranks and one of each in one `torchrun` job, compared bit for bit.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use lstm_tch::dist::shard;
+
+use crate::common::{example, python, root, tempdir, text};
+
+/// `torchrun` from the project's Python environment.
+fn torchrun() -> PathBuf {
+    python().with_file_name("torchrun")
+}
+
+#[test]
+fn shards_are_distributed_samplers() {
+    let cases = [(10usize, 4usize, 5u64, 2usize), (7, 2, 0, 0), (3, 5, 42, 1), (1000, 3, 9, 7)];
+    let script = "import json, sys, torch\n\
+                  from torch.utils.data.distributed import DistributedSampler\n\
+                  out = []\n\
+                  for n, w, seed, epoch in json.loads(sys.argv[1]):\n\
+                  \x20   ranks = []\n\
+                  \x20   for r in range(w):\n\
+                  \x20       s = DistributedSampler(range(n), num_replicas=w, rank=r, shuffle=True, seed=seed)\n\
+                  \x20       s.set_epoch(epoch)\n\
+                  \x20       ranks.append(list(s))\n\
+                  \x20   out.append(ranks)\n\
+                  print(json.dumps(out))";
+    let cases_json = serde_json::to_string(&cases).unwrap();
+    let output = Command::new(python()).args(["-c", script, &cases_json]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output).1);
+    let expected: Vec<Vec<Vec<usize>>> = serde_json::from_slice(&output.stdout).unwrap();
+    for ((n, w, seed, epoch), ranks) in cases.into_iter().zip(expected) {
+        for (rank, indices) in ranks.into_iter().enumerate() {
+            assert_eq!(shard(n, w, rank, seed, epoch).unwrap(), indices, "{n} items, rank {rank} of {w}");
+        }
+    }
+}
+
+/// Runs a two-rank `torchrun` job of `program args`, each rank writing into `out`; returns the
+/// ranks' printed lines, sorted.
+fn torchrun_job(program: &Path, args: &[&str], out: &Path) -> Vec<String> {
+    std::fs::create_dir_all(out).unwrap();
+    let output = Command::new(torchrun())
+        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+        .arg(program)
+        .args(args)
+        .arg(out)
+        .current_dir(root())
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{} {args:?}: {stderr}", program.display());
+    let mut lines: Vec<String> =
+        stdout.lines().filter(|l| l.starts_with("rank ")).map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn ddp_steps_match_pytorch_ddp_bit_for_bit_with_rust_python_and_mixed_ranks() {
+    let dir = tempdir("dist-ddp");
+    let rust = example("ddp");
+    let script = root().join("scripts/ddp_steps.py");
+    let script = script.to_str().unwrap();
+    let python = python();
+    // One rank of each: Python as local rank 0, Rust as rank 1.
+    let mixed = dir.join("mixed.sh");
+    std::fs::write(
+        &mixed,
+        format!(
+            "#!/bin/sh\nif [ \"$LOCAL_RANK\" = 0 ]; then exec '{}' '{script}' \"$1\"; else exec '{}' \"$1\"; fi\n",
+            python.display(),
+            rust.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&mixed, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let jobs = [
+        ("rust", torchrun_job(&rust, &[], &dir.join("rust"))),
+        ("python", torchrun_job(&python, &[script], &dir.join("python"))),
+        ("mixed", torchrun_job(&mixed, &[], &dir.join("mixed"))),
+    ];
+    // Every rank's loss at every step (each rank has its own batches) and every rank's final
+    // parameters (the same on both ranks: gradients averaged) are the same bits in all three.
+    let (_, rust_losses) = &jobs[0];
+    assert_eq!(rust_losses.len(), 6, "{rust_losses:?}");
+    let params =
+        |job: &str, rank: usize| std::fs::read(dir.join(job).join(format!("rank{rank}.bin"))).unwrap();
+    let reference = params("python", 0);
+    assert!(!reference.is_empty());
+    for (job, losses) in &jobs {
+        assert_eq!(losses, rust_losses, "{job}: losses");
+        for rank in 0..2 {
+            assert!(
+                params(job, rank) == reference,
+                "{job} rank {rank}: final parameters differ from PyTorch DDP's"
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
