@@ -106,3 +106,33 @@ fn ddp_steps_match_pytorch_ddp_bit_for_bit_with_rust_python_and_mixed_ranks() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_rank_that_cannot_reach_the_store_fails_within_its_timeout() {
+    use std::time::{Duration, Instant};
+
+    use lstm_tch::dist::{Group, Launch};
+
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let launch = Launch {
+        rank: 1,
+        world_size: 2,
+        local_rank: 1,
+        master_addr: "127.0.0.1".into(),
+        master_port: port,
+        agent_store: true,
+        restart_count: 0,
+    };
+    let started = Instant::now();
+    let error = Group::join(&launch, Duration::from_secs(2)).err().expect("joined a job that does not exist");
+    let elapsed = started.elapsed();
+    let message = format!("{error:#}");
+    assert!(
+        message.starts_with(&format!("rank 1 of 2 cannot join the job at 127.0.0.1:{port}: ")),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "one line: {message}");
+    // The store retries its connect once after a random back-off: at most about twice the timeout.
+    assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
+}
