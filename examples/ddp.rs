@@ -9,8 +9,9 @@
 //! $ torchrun --standalone --nproc-per-node 2 --no-python target/debug/examples/ddp OUT_DIR
 //! rank 0 step 0 loss 0x3f8c2b1a ...
 //! ```
-//! Each rank prints its loss per step (as float32 bits) and writes its final parameters,
-//! concatenated in module order, to `OUT_DIR/rank{R}.bin`.
+//! Each rank prints its loss per step (as float32 bits), writes those lines to
+//! `OUT_DIR/rank{R}.txt` and its final parameters, concatenated in module order, to
+//! `OUT_DIR/rank{R}.bin`.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         let model = TextClassifier::new(&vs.root(), config())?;
         let params = model_parameters(&vs, &config())?;
         let ddp = Ddp::new(&group, &params, None)?;
+        let mut losses = String::new();
         for step in 0..3 {
             let (tokens, lengths, labels) = batch(launch.rank, step);
             ddp.before_forward()?;
@@ -66,7 +68,9 @@ fn main() -> ExitCode {
             let loss = cross_entropy(&logits, &labels)?;
             loss.f_backward()?;
             let value = f32::try_from(&loss)?;
-            println!("rank {} step {step} loss {:#010x}", launch.rank, value.to_bits());
+            let line = format!("rank {} step {step} loss {:#010x}\n", launch.rank, value.to_bits());
+            print!("{line}");
+            losses += &line;
             tch::no_grad(|| -> Result<()> {
                 for p in &params {
                     let mut p = p.shallow_clone();
@@ -85,8 +89,10 @@ fn main() -> ExitCode {
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect();
-        let path = out.join(format!("rank{}.bin", launch.rank));
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        for (name, contents) in [("bin", bytes), ("txt", losses.into_bytes())] {
+            let path = out.join(format!("rank{}.{name}", launch.rank));
+            std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
+        }
         Ok(())
     })
 }

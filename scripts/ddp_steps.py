@@ -3,8 +3,8 @@
 Every rank of a torchrun job builds `TextRNN` (scripts/text_reference.py's model, which the Rust
 `TextClassifier` matches bit for bit) from its own seed, wraps it in DDP (rank 0's values
 everywhere, gradients averaged across the ranks) and takes three SGD steps on its own batches;
-it prints its loss per step as float32 bits and writes its final parameters, concatenated in
-module order, to OUT_DIR/rank{R}.bin. tests/suite/dist.rs compares this with the Rust example,
+it prints its loss per step as float32 bits, writes those lines to OUT_DIR/rank{R}.txt and its
+final parameters, concatenated in module order, to OUT_DIR/rank{R}.bin. tests/suite/dist.rs compares this with the Rust example,
 and runs one rank of each in one job.
 
     torchrun --standalone --nproc-per-node 2 scripts/ddp_steps.py OUT_DIR
@@ -39,16 +39,20 @@ def main():
     model = TextRNN(50, 8, 16, 1, 3, bidirectional=True, pooling="max")
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     params = list(model.parameters())
+    losses = ""
     for step in range(3):
         tokens, lengths, labels = batch(rank, step)
         loss = F.cross_entropy(ddp(tokens, lengths), labels)
         loss.backward()
         bits = struct.unpack("<I", struct.pack("<f", loss.item()))[0]
-        print(f"rank {rank} step {step} loss {bits:#010x}", flush=True)
+        line = f"rank {rank} step {step} loss {bits:#010x}\n"
+        print(line, end="", flush=True)
+        losses += line
         with torch.no_grad():
             for p in params:
                 p.sub_(p.grad * 0.1)
                 p.grad.zero_()
+    (out / f"rank{rank}.txt").write_text(losses)
     (out / f"rank{rank}.bin").write_bytes(b"".join(p.detach().contiguous().numpy().tobytes() for p in params))
     dist.destroy_process_group()
 

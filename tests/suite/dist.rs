@@ -42,7 +42,7 @@ fn shards_are_distributed_samplers() {
 }
 
 /// Runs a two-rank `torchrun` job of `program args`, each rank writing into `out`; returns the
-/// ranks' printed lines, sorted.
+/// loss lines both ranks wrote (`rank{R}.txt`: stdout interleaves the ranks' lines).
 fn torchrun_job(program: &Path, args: &[&str], out: &Path) -> Vec<String> {
     std::fs::create_dir_all(out).unwrap();
     let output = Command::new(torchrun())
