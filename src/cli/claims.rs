@@ -150,7 +150,8 @@ impl GradientsArgs {
 #[derive(Debug, Clone, Args)]
 pub struct MemoryArgs {
     /// Sequence lengths (marker included) tried in this order, comma-separated, increasing: a
-    /// cell's search stops at the first one a seed fails within the last budget.
+    /// cell's search stops at the first one fewer than half the seeds solve within the last
+    /// budget.
     #[arg(long, value_delimiter = ',', default_values_t = [10usize, 20, 30, 50, 75, 100, 150, 200, 300, 400])]
     pub lengths: Vec<usize>,
     /// Adam steps after which held-out accuracy is measured, comma-separated, increasing; the

@@ -269,7 +269,7 @@ fn bad_claims_arguments_fail_cleanly_before_any_work() {
         (&["claims", "memory", "--budgets", "600,300", "--out", out_arg], "--budgets must increase"),
         (
             &["claims", "memory", "--lstm-forget-bias", "inf", "--out", out_arg],
-            "--lstm-forget-bias must be a finite number, got inf",
+            "lstm, forget bias inf: --forget-bias must be a finite number, got inf",
         ),
     ];
     for (args, needle) in cases {

@@ -92,7 +92,7 @@ impl MemoryTask {
     /// (8 bytes a token): the longest budgets draw a few hundred thousand sequences.
     pub fn generate(&self, length: usize, n: usize) -> Result<Encoded> {
         ensure!(length >= 1, "a sequence needs at least its marker: length must be at least 1");
-        checks::at_least_one("--noise-tokens", self.noise_tokens)?;
+        self.validate()?;
         let options = (Kind::Int64, Device::Cpu);
         let labels = Tensor::f_randint(2, [n as i64, 1], options)?;
         let noise =

@@ -17,14 +17,13 @@
 
 use std::{path::Path, time::Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 
 use super::{CellInit, MemoryTask, Training, Trial};
 use crate::{
     lab::claims::{check_list, cpu_seconds, note, start, Figure, Machine, ModelSize},
     lab::plot::{Series, Typeface},
-    nn::Cell,
     train::{EpochReport, Flow, Observer, Snapshot},
 };
 
@@ -65,12 +64,6 @@ impl MemoryConfig {
     /// Checks every size before any work.
     pub fn validate(&self) -> Result<()> {
         ensure!(!self.inits.is_empty(), "--cells needs at least one cell");
-        if let Some(bad) = self.inits.iter().find(|i| i.forget_bias.is_some() && i.cell != Cell::Lstm) {
-            anyhow::bail!("--lstm-forget-bias applies to the LSTM only: {} has no forget gate", bad.cell);
-        }
-        if let Some(bad) = self.inits.iter().find_map(|i| i.forget_bias.filter(|b| !b.is_finite())) {
-            anyhow::bail!("--lstm-forget-bias must be a finite number, got {bad}");
-        }
         check_list("lengths", &self.lengths, 2)?;
         check_list("budgets", &self.budgets, 1)?;
         ensure!(self.lengths.windows(2).all(|w| w[0] < w[1]), "--lengths must increase");
@@ -83,6 +76,10 @@ impl MemoryConfig {
         ensure!(!self.seeds.is_empty(), "--seeds needs at least one seed");
         self.task.validate()?;
         self.size.validate()?;
+        // Each series' model, checked as it will be built (a forget-gate bias: LSTM only, finite).
+        for &init in &self.inits {
+            self.size.config(init, self.task.vocab_size()).validate().with_context(|| init.to_string())?;
+        }
         self.training.validate()?;
         ensure!(
             self.training.steps() >= self.max_steps(),
@@ -368,6 +365,7 @@ fn figure(config: &MemoryConfig, machine: &Machine, reach: &[Reach]) -> Figure<'
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::Cell;
 
     fn config() -> MemoryConfig {
         MemoryConfig {
@@ -455,12 +453,16 @@ mod tests {
     #[test]
     fn the_config_is_checked_before_any_work() {
         assert!(config().validate().is_ok());
-        let bad = |c: MemoryConfig| c.validate().unwrap_err().to_string();
+        let bad = |c: MemoryConfig| format!("{:#}", c.validate().unwrap_err());
         assert!(bad(MemoryConfig { budgets: vec![200, 100], ..config() }).contains("--budgets must increase"));
         assert!(bad(MemoryConfig { lengths: vec![20, 10], ..config() }).contains("--lengths must increase"));
         assert!(bad(MemoryConfig { solved_accuracy: 0.5, ..config() }).contains("above chance"));
         let gru_bias = CellInit { cell: Cell::Gru, forget_bias: Some(1.0) };
-        assert!(bad(MemoryConfig { inits: vec![gru_bias], ..config() }).contains("the LSTM only"));
+        assert!(
+            bad(MemoryConfig { inits: vec![gru_bias], ..config() }).contains("the LSTM only"),
+            "{}",
+            bad(MemoryConfig { inits: vec![gru_bias], ..config() })
+        );
         let short = Training { train: 100, ..config().training };
         assert!(bad(MemoryConfig { training: short, ..config() }).contains("fewer than the last budget"));
     }
