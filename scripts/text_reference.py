@@ -15,10 +15,22 @@ hyperparameters), so tokenization is not part of what is compared.
 export says `"bucket": true` (`train --bucket`), batches are length-bucketed as lstm-tch draws
 them (`epoch_batches`). A model with `forget_bias` (`train --forget-bias B`) sets the LSTM's
 forget-gate bias by hand after PyTorch's initialisation (`set_forget_bias`), drawing nothing.
+
+`train --ddp`, under torchrun, trains as one rank of a DistributedDataParallel job, as
+`lstm-tch train` does under torchrun: each epoch a DistributedSampler's shard (with `--bucket`,
+bucketed as `rank_batches` says), the dev accuracy after each epoch, the best epoch's weights
+kept. Every rank writes its losses; rank 0 writes every rank's and the best weights:
+
+    torchrun --standalone --nproc-per-node 2 scripts/text_reference.py train --ddp \
+        --encoded enc.json --threads 1 --report py.json --weights py.safetensors
+
+An export with `"adam": "libtorch"` (`train --adam libtorch`) steps with `LibtorchAdam`, the
+update of libtorch's C++ `torch::optim::Adam` in the same ATen calls.
 """
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -26,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.distributed as dist
 import torch.optim as optim
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
@@ -137,6 +150,71 @@ def epoch_batches(ids, batch_size, bucket):
     return [batches[k] for k in torch.randperm(len(batches)).tolist()]
 
 
+def rank_batches(ids, batch_size, bucket, world_size, rank, seed, epoch):
+    """Rank `rank`'s batches in `epoch` (from 0), as lstm-tch draws them under torchrun
+    (src/dist/sampler.rs): a DistributedSampler's shard (randperm from a generator seeded with
+    seed + epoch, padded to a multiple of the world size, every world_size-th from `rank`), cut
+    into batches; with `bucket`, the shard bucketed as `epoch_batches` buckets, the batches
+    ordered by a randperm drawn next from the sampler's generator."""
+    generator = torch.Generator()
+    generator.manual_seed(seed + epoch)
+    order = torch.randperm(len(ids), generator=generator).tolist()
+    total = -(-len(ids) // world_size) * world_size
+    mine = [order[i % len(ids)] for i in range(rank, total, world_size)]
+    if not bucket:
+        return [mine[start : start + batch_size] for start in range(0, len(mine), batch_size)]
+    pool, batches = batch_size * BUCKET_POOL_BATCHES, []
+    for start in range(0, len(mine), pool):
+        chunk = sorted(mine[start : start + pool], key=lambda i: len(ids[i]))
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+class LibtorchAdam:
+    """libtorch's C++ torch::optim::Adam (torch/csrc/api/src/optim/adam.cpp, no weight decay,
+    no amsgrad), the update `lstm-tch train --adam libtorch` runs, in the same ATen calls; its
+    zero_grad zeroes the gradients, as tch's does."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
+        self.params, self.lr, self.betas, self.eps, self.state = list(params), lr, betas, eps, {}
+
+    def zero_grad(self):
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.detach_()
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self):
+        beta1, beta2 = self.betas
+        for p in self.params:
+            if p.grad is None:
+                continue
+            state = self.state.setdefault(p, {"step": 0, "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                               "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)})
+            state["step"] += 1
+            bias_correction1 = 1 - math.pow(beta1, state["step"])
+            bias_correction2 = 1 - math.pow(beta2, state["step"])
+            state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
+            state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+            denom = (state["exp_avg_sq"].sqrt() / math.sqrt(bias_correction2)).add_(self.eps)
+            p.addcdiv_(state["exp_avg"], denom, value=-(self.lr / bias_correction1))
+
+
+def dev_accuracy(model, data, device, batch_size):
+    """Accuracy on the dev split, in order, in batches of `batch_size` (as lstm-tch evaluates)."""
+    ids, labels = data["dev"]["ids"], data["dev"]["labels"]
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(ids), batch_size):
+            indices = list(range(start, min(start + batch_size, len(ids))))
+            tokens, lengths, targets = make_batch(ids, labels, indices)
+            correct += int((model(tokens.to(device), lengths).argmax(1).cpu() == targets).sum())
+    model.train()
+    return correct / len(ids)
+
+
 def f32_list(values):
     return [float(str(np.float32(v))) for v in values]
 
@@ -145,32 +223,63 @@ def train(args):
     data = json.loads(Path(args.encoded).read_text())
     if args.threads:
         torch.set_num_threads(args.threads)
+    rank, world_size = 0, 1
+    if args.ddp:
+        dist.init_process_group("gloo")
+        rank, world_size = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(data["seed"])
     device = torch.device(args.device)
     model = TextRNN(**data["model"]).to(device)
+    net = torch.nn.parallel.DistributedDataParallel(model) if args.ddp else model
     weight = data.get("class_weights")
     criterion = nn.CrossEntropyLoss(weight=None if weight is None else torch.tensor(weight, dtype=torch.float32, device=device))
-    optimizer = optim.Adam(model.parameters(), lr=data["lr"])
+    if data.get("adam", "pytorch") == "libtorch":
+        optimizer = LibtorchAdam(model.parameters(), lr=data["lr"])
+    else:
+        optimizer = optim.Adam(model.parameters(), lr=data["lr"])
     ids, labels, bs = data["train"]["ids"], data["train"]["labels"], data["batch_size"]
+    bucket = data.get("bucket", False)
 
-    epochs = []
+    epochs, rank_losses, accuracies, best, best_accuracy = [], [], [], None, None
     for epoch in range(data["epochs"]):
         model.train()
         losses = []
-        for indices in epoch_batches(ids, bs, data.get("bucket", False)):
+        if args.ddp:
+            batches = rank_batches(ids, bs, bucket, world_size, rank, data["seed"], epoch)
+        else:
+            batches = epoch_batches(ids, bs, bucket)
+        for indices in batches:
             tokens, lengths, targets = make_batch(ids, labels, indices)
-            loss = criterion(model(tokens.to(device), lengths), targets.to(device))
+            loss = criterion(net(tokens.to(device), lengths), targets.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
         epochs.append(f32_list(losses))
-        print(f"epoch {epoch + 1}: mean loss {np.mean(losses):.4f}", file=sys.stderr)
+        if args.ddp:
+            everyone = [None] * world_size
+            dist.all_gather_object(everyone, f32_list(losses))
+            rank_losses.append([list(batch) for batch in zip(*everyone)])
+        if data.get("dev") and args.ddp:
+            accuracy = dev_accuracy(model, data, device, max(bs, 256))
+            accuracies.append(accuracy)
+            if best_accuracy is None or accuracy > best_accuracy:
+                best_accuracy = accuracy
+                best = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+        print(f"rank {rank} epoch {epoch + 1}: mean loss {np.mean(losses):.4f}", file=sys.stderr)
+    if args.ddp and best is None:
+        best = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
     report = {"batch_losses": epochs}
-    if args.report:
+    if args.ddp:
+        report.update(rank_losses=rank_losses, dev_accuracy=accuracies)
+    if rank == 0 and args.weights:
+        save_file(best, args.weights)
+    if args.report and rank == 0:
         Path(args.report).write_text(json.dumps(report) + "\n")
-    else:
+    elif rank == 0:
         print(json.dumps(report))
+    if args.ddp:
+        dist.destroy_process_group()
 
 
 def logits(args):
@@ -198,6 +307,8 @@ def main():
     t.add_argument("--threads", type=int)
     t.add_argument("--device", default="cpu")
     t.add_argument("--report")
+    t.add_argument("--ddp", action="store_true", help="one rank of a DistributedDataParallel job (under torchrun)")
+    t.add_argument("--weights", help="with --ddp: write the best epoch's weights (safetensors) here")
     t.set_defaults(run=train)
     g = sub.add_parser("logits", help="logits of a Rust checkpoint on one split")
     g.add_argument("--checkpoint", required=True)

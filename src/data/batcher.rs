@@ -188,17 +188,43 @@ impl Encoded {
         if !bucket {
             return Ok(order.chunks(batch_size).map(<[usize]>::to_vec).collect());
         }
-        let mut batches = Vec::with_capacity(self.len().div_ceil(batch_size));
+        let perm = Tensor::f_randperm(order.len().div_ceil(batch_size) as i64, (Kind::Int64, Device::Cpu))?;
+        self.bucketed_batches(&order, batch_size, &Vec::<i64>::try_from(&perm)?)
+    }
+
+    /// `order` (text indices) cut into pools of [`BUCKET_POOL_BATCHES`] × `batch_size` texts,
+    /// each pool sorted by length (stable) and cut into batches of `batch_size` (only the last
+    /// pool can end with a partial one: ⌈order.len() / batch_size⌉ batches in all), the batches
+    /// then put in the order `batch_order` gives (a permutation of their number).
+    pub fn bucketed_batches(
+        &self,
+        order: &[usize],
+        batch_size: usize,
+        batch_order: &[i64],
+    ) -> Result<Vec<Vec<usize>>> {
+        checks::batch_size(batch_size)?;
+        let mut batches = Vec::with_capacity(order.len().div_ceil(batch_size));
         for pool in order.chunks(batch_size.saturating_mul(BUCKET_POOL_BATCHES)) {
             let mut pool = pool.to_vec();
             pool.sort_by_key(|&i| self.ids(i).len()); // stable
             batches.extend(pool.chunks(batch_size).map(<[usize]>::to_vec));
         }
-        let perm = Tensor::f_randperm(batches.len() as i64, (Kind::Int64, Device::Cpu))?;
+        ensure!(
+            batch_order.len() == batches.len(),
+            "{} batches, but an order of {}",
+            batches.len(),
+            batch_order.len()
+        );
         let mut slots: Vec<Option<Vec<usize>>> = batches.into_iter().map(Some).collect();
-        Vec::<i64>::try_from(&perm)?
-            .into_iter()
-            .map(|k| slots[k as usize].take().context("torch.randperm repeated a batch"))
+        batch_order
+            .iter()
+            .map(|&k| {
+                usize::try_from(k)
+                    .ok()
+                    .and_then(|k| slots.get_mut(k))
+                    .and_then(Option::take)
+                    .context("the batch order is not a permutation")
+            })
             .collect()
     }
 

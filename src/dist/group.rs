@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tch::{nn, Tensor};
 
 use super::Launch;
@@ -67,6 +67,32 @@ impl Group {
     /// Waits until every rank has reached this call (`dist.barrier`).
     pub fn barrier(&self) -> Result<()> {
         self.raw.barrier()
+    }
+
+    /// Ends with an error on every rank unless every rank passed the same `fingerprint` (of its
+    /// configuration and data); the error names the ranks that differ from rank 0 and `what`.
+    pub fn check_same(&self, fingerprint: &[u8], what: &str) -> Result<()> {
+        let bytes: Vec<i64> = fingerprint.iter().map(|&b| i64::from(b)).collect();
+        let theirs = Tensor::from_slice(&bytes);
+        self.broadcast(&[theirs.shallow_clone()], 0)?;
+        let differs = Vec::<i64>::try_from(&theirs)? != bytes;
+        let mut flags = vec![0i64; self.world_size];
+        flags[self.rank] = i64::from(differs);
+        let flags_tensor = Tensor::from_slice(&flags);
+        self.all_reduce_sum(&flags_tensor)?;
+        let ranks: Vec<String> = Vec::<i64>::try_from(&flags_tensor)?
+            .iter()
+            .enumerate()
+            .filter(|(_, &f)| f != 0)
+            .map(|(r, _)| r.to_string())
+            .collect();
+        if !ranks.is_empty() {
+            bail!(
+                "rank {} started with other {what} than rank 0: start every rank with the same",
+                ranks.join(", ")
+            );
+        }
+        Ok(())
     }
 }
 

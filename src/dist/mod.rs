@@ -8,12 +8,17 @@
 //!   key prefixes, Gloo), so Rust and Python ranks can share one job;
 //! - [`Ddp`]: `DistributedDataParallel`'s gradient averaging, c10d's own `Reducer` driven as
 //!   Python's DDP drives it, so the averaged gradients have DDP's bits;
-//! - [`shard`]: the indices `DistributedSampler` gives a rank each epoch.
+//! - [`shard`], [`shard_batches`]: the indices `DistributedSampler` gives a rank each epoch,
+//!   and its batches;
+//! - [`Replica`]: one rank of a data-parallel training run, as `lstm-tch train` runs it under
+//!   `torchrun`.
 
 mod group;
 mod launch;
+mod replica;
 mod sampler;
 
 pub use group::{model_parameters, Ddp, Group};
 pub use launch::Launch;
-pub use sampler::shard;
+pub use replica::Replica;
+pub use sampler::{shard, shard_batches};

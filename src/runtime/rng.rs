@@ -28,14 +28,15 @@ pub fn set_generator_state(device: Device, state: &Tensor) -> Result<()> {
     }
 }
 
-/// `torch.randperm(n, generator=g)` with `g` a fresh CPU `torch.Generator` seeded with `seed`
-/// (int64, [n]); the default generator is left alone.
-pub fn randperm_seeded(n: i64, seed: u64) -> Result<Tensor> {
+/// `[torch.randperm(n, generator=g) for n in ns]` with `g` one fresh CPU `torch.Generator`
+/// seeded with `seed`, drawn in order (int64 tensors, [n] each); the default generator is left
+/// alone.
+pub fn randperms_seeded(ns: &[i64], seed: u64) -> Result<Vec<Tensor>> {
     #[cfg(lstm_tch_native)]
-    return native::randperm_seeded(n, seed);
+    return native::randperms_seeded(ns, seed);
     #[cfg(not(lstm_tch_native))]
     {
-        let _ = (n, seed);
+        let _ = (ns, seed);
         bail!("a permutation from a seeded generator needs src/runtime/native (not built on this platform)")
     }
 }
@@ -74,18 +75,24 @@ mod native {
             device_index: c_int,
             state: *const C_tensor,
         ) -> *mut c_char;
-        fn lstm_tch_randperm_seeded(n: i64, seed: i64, out: *mut *mut C_tensor) -> *mut c_char;
+        fn lstm_tch_randperms_seeded(
+            ns: *const i64,
+            count: usize,
+            seed: i64,
+            out: *mut *mut C_tensor,
+        ) -> *mut c_char;
     }
 
-    pub(super) fn randperm_seeded(n: i64, seed: u64) -> Result<Tensor> {
-        let mut out = ptr::null_mut();
-        // SAFETY: `out` receives a new at::Tensor, owned below. The seed's bits pass unchanged
-        // (torch.Generator.manual_seed takes it as uint64).
-        if let Some(message) = take_c_error(unsafe { lstm_tch_randperm_seeded(n, seed as i64, &mut out) }) {
-            bail!("cannot draw a permutation of {n}: {message}");
+    pub(super) fn randperms_seeded(ns: &[i64], seed: u64) -> Result<Vec<Tensor>> {
+        let mut out = vec![ptr::null_mut(); ns.len()];
+        // SAFETY: `out` has a slot per length; on success each receives a new at::Tensor, owned
+        // below. The seed's bits pass unchanged (torch.Generator.manual_seed takes a uint64).
+        let err = unsafe { lstm_tch_randperms_seeded(ns.as_ptr(), ns.len(), seed as i64, out.as_mut_ptr()) };
+        if let Some(message) = take_c_error(err) {
+            bail!("cannot draw permutations of {ns:?}: {message}");
         }
-        // SAFETY: a new at::Tensor handed over to us.
-        Ok(unsafe { Tensor::from_ptr(out) })
+        // SAFETY: new at::Tensors handed over to us.
+        Ok(out.into_iter().map(|t| unsafe { Tensor::from_ptr(t) }).collect())
     }
 
     pub(super) fn get(device: Device) -> Result<Tensor> {

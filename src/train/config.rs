@@ -117,6 +117,16 @@ pub struct TrainConfig {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Under torchrun: how long a rank waits for the others (to join the job, and at each
+    /// step) before it ends with an error. A rank that dies is noticed at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    #[serde(default = "default_dist_timeout")]
+    pub dist_timeout: u64,
+}
+
+/// `--dist-timeout`'s default, for training states written before it existed.
+fn default_dist_timeout() -> u64 {
+    300
 }
 
 impl Default for TrainConfig {
@@ -131,6 +141,7 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         checks::batch_size(self.batch_size)?;
         checks::at_least_one("--max-len", self.max_len)?;
+        checks::at_least_one("--dist-timeout", self.dist_timeout)?;
         if let Some(c) = self.clip_grad_norm {
             checks::positive("--clip-grad-norm", c)?;
         }

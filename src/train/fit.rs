@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     data::{Encoded, LabelSet},
+    dist::Replica,
     infer::metrics::Metrics,
     nn::TextClassifier,
 };
@@ -95,6 +96,10 @@ pub struct EpochReport {
     pub texts_per_second: f64,
     /// Whether this epoch is the best on dev so far (and so was saved).
     pub best: bool,
+    /// In a data-parallel run, every batch's loss on every rank (`[batch][rank]`; rank 0's are
+    /// `batch_losses`, and `train_loss` their mean over all ranks); empty in one process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_losses: Vec<Vec<f32>>,
 }
 
 /// Where a training run stands between two batches: with the optimizer's state and the
@@ -109,6 +114,9 @@ pub struct Position {
     pub texts_seen: usize,
     /// Training seconds of the current epoch so far.
     pub seconds: f64,
+    /// In a data-parallel run, every rank's loss of the batches done (`[batch][rank]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_losses: Vec<Vec<f32>>,
     /// The finished epochs' reports.
     pub reports: Vec<EpochReport>,
 }
@@ -144,13 +152,25 @@ pub struct Snapshot<'a> {
     pub optimizer: &'a Adam,
     /// Mid-epoch: the CPU generator's state from before the epoch drew its batch order (a
     /// resumed run redraws the order from it); `None` at an epoch's end, or when
-    /// [`TrainOptions::resumable`] is off.
+    /// [`TrainOptions::resumable`] is off, or in a data-parallel run (whose order comes from the
+    /// sampler's own generator).
     pub epoch_rng: Option<&'a Tensor>,
+    /// Batches in the current epoch.
+    pub epoch_batches: usize,
+    /// Whether the run is asked to stop here ([`Observer::stop_requested`]; in a data-parallel
+    /// run, asked on any rank, as all agreed after this batch).
+    pub stop_requested: bool,
 }
 
 /// Watches [`fit_from`]: the place to print progress, save checkpoints and the training state,
 /// and stop.
 pub trait Observer {
+    /// Whether the run should stop (say, on Ctrl-C): asked after every batch, its answer passed
+    /// back as [`Snapshot::stop_requested`] (agreed between the ranks of a data-parallel run).
+    fn stop_requested(&self) -> bool {
+        false
+    }
+
     /// After every training batch (before the epoch's dev evaluation for its last one).
     fn after_batch(&mut self, snapshot: &Snapshot<'_>) -> Result<Flow> {
         let _ = snapshot;
@@ -219,7 +239,26 @@ pub fn fit_from(
     resume: Option<Resume>,
     observer: &mut dyn Observer,
 ) -> Result<FitOutcome> {
-    FitLoop::start(model, vs, train, dev, options, resume)?.run(observer)
+    FitLoop::start(model, vs, train, dev, options, resume, None)?.run(observer)
+}
+
+/// [`fit_from`] as one rank of a data-parallel run: each epoch trains on this rank's shard
+/// ([`Replica::epoch_batches`]), gradients averaged across the ranks by DDP, every rank's loss
+/// recorded and the ranks agreeing after each batch whether to stop; the dev data is evaluated
+/// on every rank (the same weights: the same metrics). With one rank of one, the batches are a
+/// `DistributedSampler`'s, not [`fit_from`]'s.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_replica(
+    model: &TextClassifier,
+    vs: &nn::VarStore,
+    train: &Encoded,
+    dev: Option<(&Encoded, &LabelSet)>,
+    options: &TrainOptions,
+    resume: Option<Resume>,
+    observer: &mut dyn Observer,
+    replica: &Replica,
+) -> Result<FitOutcome> {
+    FitLoop::start(model, vs, train, dev, options, resume, Some(replica))?.run(observer)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::{
 use crate::runtime::checks;
 use crate::{
     data::{Encoded, LabelSet},
+    dist::Replica,
     infer::evaluate,
     nn::{weighted_cross_entropy, TextClassifier},
     runtime::rng::{generator_state, set_generator_state},
@@ -43,6 +44,10 @@ pub(super) struct FitLoop<'a> {
     /// Mid-epoch, the saved generator states are restored after the epoch's order is redrawn:
     /// the CPU generator's state before the order was drawn, then every generator's at the save.
     restore: Option<(Tensor, Vec<(Device, Tensor)>)>,
+    /// In a data-parallel run, this rank's part in it.
+    replica: Option<&'a Replica>,
+    /// In a data-parallel run, whether the ranks agreed to stop after the last batch.
+    stop_agreed: bool,
 }
 
 impl<'a> FitLoop<'a> {
@@ -55,6 +60,7 @@ impl<'a> FitLoop<'a> {
         dev: Option<(&'a Encoded, &'a LabelSet)>,
         options: &'a TrainOptions,
         resume: Option<Resume>,
+        replica: Option<&'a Replica>,
     ) -> Result<Self> {
         checks::batch_size(options.batch_size)?;
         ensure!(!train.is_empty(), "no training data");
@@ -64,7 +70,10 @@ impl<'a> FitLoop<'a> {
             .as_deref()
             .map(|w| Tensor::from_slice(w).f_to_device(options.device))
             .transpose()?;
-        let num_batches = train.len().div_ceil(options.batch_size);
+        let num_batches = match replica {
+            Some(replica) => replica.num_batches(train.len(), options.batch_size),
+            None => train.len().div_ceil(options.batch_size),
+        };
         let position = Position::default();
         let mut fit = Self {
             model,
@@ -76,6 +85,8 @@ impl<'a> FitLoop<'a> {
             num_batches,
             position,
             restore: None,
+            replica,
+            stop_agreed: false,
         };
         if let Some(resume) = resume {
             fit.resume(resume)?;
@@ -110,7 +121,8 @@ impl<'a> FitLoop<'a> {
             "the saved position (batch {} of {num_batches}) does not fit this data",
             position.batches_done
         );
-        if position.batches_done == 0 {
+        // A data-parallel epoch's order comes from the sampler's generator, not the default one.
+        if position.batches_done == 0 || self.replica.is_some() {
             for (device, state) in &resume.generators {
                 set_generator_state(*device, state)?;
             }
@@ -126,6 +138,10 @@ impl<'a> FitLoop<'a> {
     /// when redrawn from a saved one, whose generator states are then restored).
     fn epoch_order(&mut self) -> Result<(Option<Tensor>, Vec<Vec<usize>>)> {
         let (train, options) = (self.train, self.options);
+        if let Some(replica) = self.replica {
+            let epoch = self.position.epochs_done();
+            return Ok((None, replica.epoch_batches(train, options.batch_size, options.bucket, epoch)?));
+        }
         Ok(match self.restore.take() {
             Some((epoch_rng, generators)) => {
                 set_generator_state(Device::Cpu, &epoch_rng)?;
@@ -156,12 +172,25 @@ impl<'a> FitLoop<'a> {
         let seconds_before = self.position.seconds;
         let mut progress =
             Progress::new(self.num_batches, format!("epoch {epoch}/{}", options.epochs), options.progress);
-        let mut loss_sum: f64 = self.position.batch_losses.iter().map(|&l| f64::from(l)).sum();
+        let mut loss_sum: f64 = match self.replica {
+            Some(_) => self.position.rank_losses.iter().map(|losses| mean(losses)).sum(),
+            None => self.position.batch_losses.iter().map(|&l| f64::from(l)).sum(),
+        };
         for indices in &batches[self.position.batches_done..] {
-            let loss = self.train_batch(epoch, indices)?;
+            let loss = self.train_batch(epoch, indices)? as f32;
+            let mut stop_requested = observer.stop_requested();
             let position = &mut self.position;
-            position.batch_losses.push(loss as f32);
-            loss_sum += f64::from(loss as f32);
+            position.batch_losses.push(loss);
+            match self.replica {
+                Some(replica) => {
+                    let (losses, stop) = replica.agree(loss, stop_requested)?;
+                    loss_sum += mean(&losses);
+                    position.rank_losses.push(losses);
+                    stop_requested = stop;
+                    self.stop_agreed = stop;
+                }
+                None => loss_sum += f64::from(loss),
+            }
             position.batches_done += 1;
             position.texts_seen += indices.len();
             position.seconds = seconds_before + started.elapsed().as_secs_f64();
@@ -170,7 +199,13 @@ impl<'a> FitLoop<'a> {
                 loss_sum / position.batches_done as f64,
                 position.texts_seen,
             );
-            let snapshot = Snapshot { position: &self.position, optimizer: &self.optimizer, epoch_rng };
+            let snapshot = Snapshot {
+                position: &self.position,
+                optimizer: &self.optimizer,
+                epoch_rng,
+                epoch_batches: self.num_batches,
+                stop_requested,
+            };
             if observer.after_batch(&snapshot)? == Flow::Stop {
                 progress.finish();
                 return Ok(None);
@@ -185,9 +220,22 @@ impl<'a> FitLoop<'a> {
     fn train_batch(&mut self, epoch: usize, indices: &[usize]) -> Result<f64> {
         let options = self.options;
         let batch = self.train.batch(indices)?.to_device(options.device)?;
-        let logits = self.model.forward(&batch.tokens, &batch.lengths, true)?;
-        let loss = weighted_cross_entropy(&logits, &batch.labels, self.class_weights.as_ref())?;
-        self.optimizer.backward_step_clip(&loss, options.clip_grad_norm)?;
+        let loss = match self.replica {
+            Some(replica) => {
+                replica.before_forward()?;
+                let logits = self.model.forward(&batch.tokens, &batch.lengths, true)?;
+                replica.after_forward()?;
+                let loss = weighted_cross_entropy(&logits, &batch.labels, self.class_weights.as_ref())?;
+                self.optimizer.backward_step_clip_accumulated(&loss, options.clip_grad_norm)?;
+                loss
+            }
+            None => {
+                let logits = self.model.forward(&batch.tokens, &batch.lengths, true)?;
+                let loss = weighted_cross_entropy(&logits, &batch.labels, self.class_weights.as_ref())?;
+                self.optimizer.backward_step_clip(&loss, options.clip_grad_norm)?;
+                loss
+            }
+        };
         let loss = loss.f_double_value(&[])?;
         ensure!(
             loss.is_finite(),
@@ -214,6 +262,11 @@ impl<'a> FitLoop<'a> {
         let accuracy = dev_metrics.as_ref().map_or(epoch as f64, |m| m.accuracy);
         let best = position.best_score().is_none_or(|b| accuracy > b);
         let batch_losses = std::mem::take(&mut position.batch_losses);
+        let rank_losses = std::mem::take(&mut position.rank_losses);
+        let stop_requested = match rank_losses.is_empty() {
+            true => observer.stop_requested(),
+            false => self.stop_agreed,
+        };
         let report = EpochReport {
             epoch,
             train_loss: loss_sum / batch_losses.len() as f64,
@@ -222,12 +275,24 @@ impl<'a> FitLoop<'a> {
             seconds,
             texts_per_second: self.train.len() as f64 / seconds.max(1e-9),
             best,
+            rank_losses,
         };
         position.reports.push(report.clone());
         position.batches_done = 0;
         position.texts_seen = 0;
         position.seconds = 0.0;
-        let snapshot = Snapshot { position: &self.position, optimizer: &self.optimizer, epoch_rng: None };
+        let snapshot = Snapshot {
+            position: &self.position,
+            optimizer: &self.optimizer,
+            epoch_rng: None,
+            epoch_batches: self.num_batches,
+            stop_requested,
+        };
         observer.after_epoch(&report, &snapshot)
     }
+}
+
+/// The mean of one batch's losses over the ranks.
+fn mean(losses: &[f32]) -> f64 {
+    losses.iter().map(|&l| f64::from(l)).sum::<f64>() / losses.len().max(1) as f64
 }

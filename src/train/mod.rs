@@ -21,8 +21,8 @@ pub mod state;
 
 pub use config::TrainConfig;
 pub use fit::{
-    fit, fit_from, ClassWeights, EpochReport, FitOutcome, Flow, Observer, Position, Resume, Snapshot,
-    TrainOptions,
+    fit, fit_from, fit_replica, ClassWeights, EpochReport, FitOutcome, Flow, Observer, Position, Resume,
+    Snapshot, TrainOptions,
 };
 pub use interrupt::{Interrupt, Interrupted};
 pub use run::{resume, train, TrainOutcome};

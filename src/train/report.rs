@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{fit::EpochReport, run::EncodedData, TrainConfig};
+use super::{fit::EpochReport, optim::AdamImpl, run::EncodedData, TrainConfig};
 use crate::{data::Encoded, infer::metrics::Metrics, nn::TextClassifierConfig};
 
 /// `train`'s `--report`.
@@ -36,6 +36,8 @@ pub(super) struct ExportedData<'a> {
     class_weights: Option<Vec<f32>>,
     epochs: usize,
     lr: f64,
+    /// `--adam`: which Adam update.
+    adam: AdamImpl,
     seed: i64,
     labels: &'a [String],
 }
@@ -59,6 +61,7 @@ impl<'a> ExportedData<'a> {
             class_weights,
             epochs: config.epochs,
             lr: config.lr,
+            adam: config.adam,
             seed: config.seed,
             labels: encoded.labels.names(),
         }

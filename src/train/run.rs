@@ -11,11 +11,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use anyhow::{bail, ensure, Context, Result};
-use tch::{nn, Device};
+use sha2::{Digest, Sha256};
+use tch::{nn, Device, Tensor};
 
 use super::{
     fit::{self, EpochReport, Flow, Observer, Resume, Snapshot, TrainOptions},
@@ -27,6 +28,7 @@ use super::{
 use crate::{
     checkpoint::{self, CheckpointConfig, Weights},
     data::{Encoded, Example, LabelSet, Tokenizer, TokenizerConfig, Vocab},
+    dist::{model_parameters, Group, Launch, Replica},
     infer::{self, metrics::Metrics},
     nn::{TextClassifier, TextClassifierConfig},
     runtime::{fault, report::JsonFile, rng::generator_state},
@@ -45,15 +47,44 @@ pub struct TrainOutcome {
 
 /// Trains a classifier as `config` says, saving to `config.out`; stops early, with an
 /// [`Interrupted`] error, when `interrupt` is requested.
+///
+/// Under `torchrun` (`RANK` and `WORLD_SIZE` set), this process is one rank of a data-parallel
+/// run: rank 0 saves and reports. When torchrun restarts the job after a failure
+/// (`TORCHELASTIC_RESTART_COUNT` > 0), every rank resumes from the last save in `config.out`.
 pub fn train(config: &TrainConfig, interrupt: &Interrupt) -> Result<TrainOutcome> {
+    let launch = Launch::from_env()?;
+    if let Some(launch) = launch.as_ref().filter(|l| l.restart_count > 0) {
+        if config.out.join(super::state::STATE_DIR).join(super::state::STATE_FILE).is_file() {
+            return resume_restarted(config, launch, interrupt);
+        }
+    }
     let workdir = std::env::current_dir().context("cannot read the working directory")?;
-    Run::prepare(config.clone(), workdir, interrupt)?.go(None)
+    Run::prepare(config.clone(), workdir, interrupt, launch.as_ref())?.go(None)
+}
+
+/// Rank `launch.rank`, restarted by torchrun with the command line it was started with, picks
+/// up its run from the last save in `config.out`.
+fn resume_restarted(config: &TrainConfig, launch: &Launch, interrupt: &Interrupt) -> Result<TrainOutcome> {
+    let out = &config.out;
+    let saved = super::state::load_state(out)?;
+    ensure!(
+        saved.config == *config,
+        "{} holds the training state of a run with other flags: give this run another --out",
+        out.display()
+    );
+    if saved.finished {
+        eprintln!("rank {}: the run in {} has finished; nothing to resume", launch.rank, out.display());
+        let best_epoch = saved.position.reports.iter().rev().find(|e| e.best).map(|e| e.epoch);
+        return Ok(TrainOutcome { epochs: saved.position.reports, best_epoch, test: saved.test });
+    }
+    resume_saved(out, saved, interrupt, Some(launch))
 }
 
 /// Continues the interrupted run whose checkpoint directory is `dir`, with the configuration it
 /// was started with (its paths read relative to the directory it was started in). Refused when
 /// the run finished, or when its data changed since.
 pub fn resume(dir: &Path, interrupt: &Interrupt) -> Result<TrainOutcome> {
+    let launch = Launch::from_env()?;
     let saved = super::state::load_state(dir)?;
     ensure!(
         !saved.finished,
@@ -62,10 +93,27 @@ pub fn resume(dir: &Path, interrupt: &Interrupt) -> Result<TrainOutcome> {
         saved.position.epochs_done(),
         saved.config.epochs
     );
+    resume_saved(dir, saved, interrupt, launch.as_ref())
+}
+
+/// Continues the unfinished run `saved`, read from `dir`, as rank `launch.rank` or alone.
+fn resume_saved(
+    dir: &Path,
+    saved: super::state::TrainingState,
+    interrupt: &Interrupt,
+    launch: Option<&Launch>,
+) -> Result<TrainOutcome> {
+    let world_size = launch.map_or(1, |l| l.world_size);
+    ensure!(
+        saved.world_size == world_size,
+        "{} holds a run on {} rank(s); resume it on as many (this is {world_size})",
+        dir.display(),
+        saved.world_size
+    );
     let mut config = saved.config.clone();
     config.resolve_paths(&saved.workdir);
     config.out = dir.to_owned();
-    let run = Run::prepare(config, saved.workdir.clone(), interrupt)?;
+    let run = Run::prepare(config, saved.workdir.clone(), interrupt, launch)?;
     for (now, then) in run.data.iter().zip(&saved.data) {
         ensure!(
             now == then,
@@ -79,9 +127,10 @@ pub fn resume(dir: &Path, interrupt: &Interrupt) -> Result<TrainOutcome> {
         );
     }
     ensure!(run.data.len() == saved.data.len(), "the run's data splits changed since it began");
-    let resume = super::state::load_resume(dir, &saved, &run.vs)?;
+    let resume = super::state::load_resume(dir, &saved, &run.vs, launch.map_or(0, |l| l.rank))?;
     eprintln!(
-        "resuming {}: epoch {} of {}, batch {}",
+        "{}resuming {}: epoch {} of {}, batch {}",
+        launch.map_or(String::new(), |l| format!("rank {}: ", l.rank)),
         dir.display(),
         saved.position.epochs_done() + 1,
         run.config.epochs,
@@ -108,30 +157,53 @@ struct Run<'a> {
     checkpoint_config: CheckpointConfig,
     options: TrainOptions,
     report_file: Option<JsonFile>,
+    /// Under torchrun, this rank's part in the run.
+    replica: Option<Replica>,
 }
 
 impl<'a> Run<'a> {
-    /// Validates `config`, reads and encodes the data, builds the model (initialised from
-    /// `config.seed`).
-    fn prepare(config: TrainConfig, workdir: PathBuf, interrupt: &'a Interrupt) -> Result<Self> {
+    /// Validates `config`, joins the job `launch` describes (checking every rank has the same
+    /// flags and data), reads and encodes the data, builds the model (initialised from
+    /// `config.seed`; rank 0's values on every rank).
+    fn prepare(
+        config: TrainConfig,
+        workdir: PathBuf,
+        interrupt: &'a Interrupt,
+        launch: Option<&Launch>,
+    ) -> Result<Self> {
         let started = Instant::now();
         let device = config.runtime.init()?;
         let adam_config = AdamConfig::with_lr(config.lr);
         adam_config.validate()?;
         config.validate()?;
-        let report_file = config.report.as_deref().map(JsonFile::create).transpose()?;
-        let export_file = config.export_encoded.as_deref().map(JsonFile::create).transpose()?;
-        let encoded = EncodedData::read(&config)?;
+        let timeout = Duration::from_secs(config.dist_timeout);
+        let group = launch.map(|launch| Group::join(launch, timeout)).transpose()?;
+        let leader = group.as_ref().is_none_or(|g| g.rank() == 0);
+        let create =
+            |path: &Option<PathBuf>| path.as_deref().filter(|_| leader).map(JsonFile::create).transpose();
+        let (report_file, export_file) = (create(&config.report)?, create(&config.export_encoded)?);
+        let encoded = EncodedData::read(&config, leader)?;
+        if let Some(group) = &group {
+            let fingerprint = run_fingerprint(&config, &encoded.data, group.world_size())?;
+            group.check_same(&fingerprint, "flags or data")?;
+        }
         let model_config = config.model_config(encoded.vocab.len(), encoded.labels.len());
         let class_weights = config.class_weights.weights(&encoded.train.labels, encoded.labels.len());
         if let Some(file) = export_file {
             file.write(&ExportedData::new(&encoded, &config, model_config, class_weights.clone()))?;
         }
         let (vs, model) = build_model(&config, model_config, device)?;
+        let replica = match group {
+            Some(group) => {
+                Some(Replica::new(group, &model_parameters(&vs, &model_config)?, config.seed as u64)?)
+            }
+            None => None,
+        };
         let EncodedData { data, labels, tokenizer, vocab, train, dev, test } = encoded;
         let checkpoint_config =
             CheckpointConfig::new(model_config, tokenizer.config(), config.truncate(), &vocab, &labels);
-        let options = config.train_options(adam_config, class_weights, device);
+        let mut options = config.train_options(adam_config, class_weights, device);
+        options.progress &= leader;
         Ok(Self {
             config,
             workdir,
@@ -148,7 +220,13 @@ impl<'a> Run<'a> {
             checkpoint_config,
             options,
             report_file,
+            replica,
         })
+    }
+
+    /// Whether this process saves and reports: rank 0, or the only one.
+    fn leader(&self) -> bool {
+        self.replica.as_ref().is_none_or(|r| r.rank() == 0)
     }
 
     /// Trains (from the start, or from a saved state and whether its directory's model is the
@@ -157,12 +235,15 @@ impl<'a> Run<'a> {
     fn go(mut self, resume: Option<(Resume, bool)>) -> Result<TrainOutcome> {
         let report_file = self.report_file.take();
         let (epochs, saver) = self.train_epochs(resume)?;
+        let best_epoch = epochs.iter().rev().find(|e| e.best).map(|e| e.epoch);
+        if !self.leader() {
+            return Ok(TrainOutcome { epochs, best_epoch, test: None });
+        }
         let out = &self.config.out;
         if epochs.is_empty() {
             checkpoint::save(out, &self.checkpoint_config, &self.vs)?;
             eprintln!("no epochs: saved the initial model to {}", out.display());
         }
-        let best_epoch = epochs.iter().rev().find(|e| e.best).map(|e| e.epoch);
         let test_metrics = self.test(best_epoch)?;
         self.save_finished(&epochs, saver.best_saved, test_metrics.clone())?;
 
@@ -198,7 +279,11 @@ impl<'a> Run<'a> {
         let (resume, best_saved) = resume.map_or((None, false), |(r, best)| (Some(r), best));
         let mut saver = Saver { run: self, best_saved, saved_at: (0, 0), saves: 0, save_seconds: 0.0 };
         let dev = self.dev.as_ref().map(|d| (d, &self.labels));
-        let fit = fit::fit_from(&self.model, &self.vs, &self.train, dev, &self.options, resume, &mut saver)?;
+        let (model, vs, train, options) = (&self.model, &self.vs, &self.train, &self.options);
+        let fit = match &self.replica {
+            Some(replica) => fit::fit_replica(model, vs, train, dev, options, resume, &mut saver, replica)?,
+            None => fit::fit_from(model, vs, train, dev, options, resume, &mut saver)?,
+        };
         let (epochs_done, batches_done) = saver.saved_at;
         let out = &self.config.out;
         if fit.stopped {
@@ -271,7 +356,7 @@ pub(super) struct EncodedData {
 impl EncodedData {
     /// Reads the splits `config` names, builds the labels and the vocabulary from the training
     /// data, encodes every split and says what it read.
-    fn read(config: &TrainConfig) -> Result<Self> {
+    fn read(config: &TrainConfig, announce: bool) -> Result<Self> {
         let splits = config.splits()?;
         let mut data = vec![DataHash::new("train", &splits.train)];
         data.extend(splits.dev.as_deref().map(|d| DataHash::new("dev", d)));
@@ -295,17 +380,31 @@ impl EncodedData {
         let dev = splits.dev.as_deref().map(|d| encode(d, "dev")).transpose()?;
         let test = splits.test.as_deref().map(|d| encode(d, "test")).transpose()?;
         drop(splits);
-        eprintln!(
-            "data: {} train, {} dev, {} test texts; {} classes [{}]; vocabulary {} tokens",
-            train.len(),
-            dev.as_ref().map_or(0, Encoded::len),
-            test.as_ref().map_or(0, Encoded::len),
-            labels.len(),
-            labels.names().join(", "),
-            vocab.len()
-        );
+        if announce {
+            eprintln!(
+                "data: {} train, {} dev, {} test texts; {} classes [{}]; vocabulary {} tokens",
+                train.len(),
+                dev.as_ref().map_or(0, Encoded::len),
+                test.as_ref().map_or(0, Encoded::len),
+                labels.len(),
+                labels.names().join(", "),
+                vocab.len()
+            );
+        }
         Ok(Self { data, labels, tokenizer, vocab, train, dev, test })
     }
+}
+
+/// What every rank of a data-parallel run must agree on: its flags (but the paths, which may
+/// differ between machines, and what only changes the output), its data's hashes and the
+/// world size; a SHA-256.
+fn run_fingerprint(config: &TrainConfig, data: &[DataHash], world_size: usize) -> Result<Vec<u8>> {
+    let mut flags = config.clone();
+    (flags.train, flags.dev, flags.test, flags.report, flags.export_encoded) = (None, None, None, None, None);
+    (flags.out, flags.quiet, flags.dist_timeout) = (PathBuf::new(), false, 0);
+    flags.runtime = Default::default();
+    let json = serde_json::to_vec(&(&flags, data, world_size))?;
+    Ok(Sha256::digest(json).to_vec())
 }
 
 /// Seeds the default generator with `config.seed`, builds the model on the CPU (its
@@ -343,13 +442,15 @@ impl Saver<'_, '_> {
     fn save(&mut self, snapshot: &Snapshot<'_>, new_best: bool) -> Result<()> {
         let run = self.run;
         let started = Instant::now();
+        let generators = self.generators()?;
+        let position = snapshot.position;
+        if !run.leader() {
+            self.saved_at = (position.epochs_done(), position.batches_done);
+            return Ok(());
+        }
         let weights = if new_best || !self.best_saved { Weights::Vars(&run.vs) } else { Weights::Kept };
         self.best_saved |= new_best;
         let adam = snapshot.optimizer.state()?;
-        let mut generators = vec![(Device::Cpu, generator_state(Device::Cpu)?)];
-        if let Device::Cuda(_) = run.device {
-            generators.push((run.device, generator_state(run.device)?));
-        }
         let state = run.state(snapshot.position, adam.steps.clone(), self.best_saved);
         let tensors = StateTensors { vs: &run.vs, adam, epoch_rng: snapshot.epoch_rng, generators };
         let files = StateFiles { state, tensors: Some(tensors) };
@@ -361,16 +462,39 @@ impl Saver<'_, '_> {
     }
 }
 
+impl Saver<'_, '_> {
+    /// The default generators' states on every rank (one in a single-process run): the CPU's
+    /// and, on CUDA, the device's.
+    fn generators(&self) -> Result<Vec<Vec<(Device, Tensor)>>> {
+        let device = self.run.device;
+        let mut mine = vec![(Device::Cpu, generator_state(Device::Cpu)?)];
+        if let Device::Cuda(_) = device {
+            mine.push((device, generator_state(device)?));
+        }
+        let Some(replica) = &self.run.replica else { return Ok(vec![mine]) };
+        let mut ranks: Vec<Vec<(Device, Tensor)>> = (0..replica.world_size()).map(|_| Vec::new()).collect();
+        for (device, state) in mine {
+            for (rank, theirs) in replica.gather(&state)?.into_iter().enumerate() {
+                ranks[rank].push((device, theirs));
+            }
+        }
+        Ok(ranks)
+    }
+}
+
 impl Observer for Saver<'_, '_> {
+    fn stop_requested(&self) -> bool {
+        self.run.interrupt.requested()
+    }
+
     fn after_batch(&mut self, snapshot: &Snapshot<'_>) -> Result<Flow> {
         fault::batch_done(|| {
             let position = snapshot.position;
             position.reports.iter().map(|r| r.batch_losses.len()).sum::<usize>() + position.batches_done
         });
         let every = self.run.config.save_every;
-        let last_of_epoch =
-            snapshot.position.batches_done == self.run.train.len().div_ceil(self.run.config.batch_size);
-        if self.run.interrupt.requested() && !last_of_epoch {
+        let last_of_epoch = snapshot.position.batches_done == snapshot.epoch_batches;
+        if snapshot.stop_requested && !last_of_epoch {
             self.save(snapshot, false)?;
             return Ok(Flow::Stop);
         }
@@ -387,11 +511,13 @@ impl Observer for Saver<'_, '_> {
             format!("  dev accuracy {:.4}  macro-F1 {:.4}", m.accuracy, m.macro_f1)
         });
         let mark = if epoch.best { format!("  saved {}", config.out.display()) } else { String::new() };
-        eprintln!(
-            "epoch {}/{}  train loss {:.4}{dev}  {:.1} s  {:.0} texts/s{mark}",
-            epoch.epoch, config.epochs, epoch.train_loss, epoch.seconds, epoch.texts_per_second
-        );
+        if self.run.leader() {
+            eprintln!(
+                "epoch {}/{}  train loss {:.4}{dev}  {:.1} s  {:.0} texts/s{mark}",
+                epoch.epoch, config.epochs, epoch.train_loss, epoch.seconds, epoch.texts_per_second
+            );
+        }
         self.save(snapshot, epoch.best)?;
-        Ok(if self.run.interrupt.requested() { Flow::Stop } else { Flow::Continue })
+        Ok(if snapshot.stop_requested { Flow::Stop } else { Flow::Continue })
     }
 }

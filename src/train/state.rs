@@ -29,7 +29,8 @@ pub const STATE_DIR: &str = "training";
 /// Its description of the run.
 pub const STATE_FILE: &str = "state.json";
 /// Its tensors: `model.NAME` (the current weights), `adam.exp_avg.I` / `adam.exp_avg_sq.I`,
-/// `rng.epoch` and `rng.DEVICE` (generator states).
+/// `rng.epoch` and `rng.DEVICE` (generator states; in a data-parallel run, rank R's are
+/// `rng.rankR.DEVICE` for R ≥ 1).
 pub const TENSORS_FILE: &str = "state.safetensors";
 const FORMAT_NAME: &str = "lstm-tch training state";
 const FORMAT_VERSION: u32 = 1;
@@ -87,6 +88,13 @@ pub struct TrainingState {
     pub test: Option<Metrics>,
     /// The devices whose generator states are saved (`cpu`, `cuda:0`).
     pub generators: Vec<DeviceSpec>,
+    /// The number of ranks of the run (1: one process); a resumed run needs as many.
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainingState {
@@ -111,6 +119,7 @@ impl TrainingState {
             finished: false,
             test: None,
             generators: Vec::new(),
+            world_size: 1,
         }
     }
 }
@@ -132,8 +141,9 @@ pub struct StateTensors<'a> {
     pub adam: AdamState,
     /// The generator state the current epoch's batch order was drawn from (mid-epoch).
     pub epoch_rng: Option<&'a Tensor>,
-    /// The default generators' states now.
-    pub generators: Vec<(Device, Tensor)>,
+    /// The default generators' states now, on every rank (indexed by rank; one in a
+    /// single-process run), each for the same devices.
+    pub generators: Vec<Vec<(Device, Tensor)>>,
 }
 
 impl StateFiles<'_> {
@@ -151,12 +161,20 @@ impl StateFiles<'_> {
             if let Some(epoch_rng) = epoch_rng {
                 named.push(("rng.epoch".to_owned(), epoch_rng.shallow_clone()));
             }
-            for (device, state) in generators {
-                // Only the CPU's and CUDA devices' generators are saved (crate::rng).
-                let spec =
-                    if let Device::Cuda(index) = device { DeviceSpec::Cuda(index) } else { DeviceSpec::Cpu };
-                named.push((format!("rng.{spec}"), state));
-                self.state.generators.push(spec);
+            self.state.world_size = generators.len().max(1);
+            for (rank, states) in generators.into_iter().enumerate() {
+                for (device, state) in states {
+                    // Only the CPU's and CUDA devices' generators are saved (crate::rng).
+                    let spec = if let Device::Cuda(index) = device {
+                        DeviceSpec::Cuda(index)
+                    } else {
+                        DeviceSpec::Cpu
+                    };
+                    named.push((generator_name(rank, &spec), state));
+                    if rank == 0 {
+                        self.state.generators.push(spec);
+                    }
+                }
             }
             let path = state_dir.join(TENSORS_FILE);
             Tensor::write_safetensors(&named, &path)?;
@@ -193,8 +211,17 @@ pub fn load_state(dir: &Path) -> Result<TrainingState> {
     Ok(state)
 }
 
-/// Reads the tensors of `DIR/training/` into the current weights of `vs` and a [`Resume`].
-pub fn load_resume(dir: &Path, state: &TrainingState, vs: &nn::VarStore) -> Result<Resume> {
+/// The name of rank `rank`'s generator state for `device` in `state.safetensors`.
+fn generator_name(rank: usize, device: &DeviceSpec) -> String {
+    match rank {
+        0 => format!("rng.{device}"),
+        _ => format!("rng.rank{rank}.{device}"),
+    }
+}
+
+/// Reads the tensors of `DIR/training/` into the current weights of `vs` and a [`Resume`] for
+/// rank `rank` (0 in a single-process run).
+pub fn load_resume(dir: &Path, state: &TrainingState, vs: &nn::VarStore, rank: usize) -> Result<Resume> {
     let path = dir.join(STATE_DIR).join(TENSORS_FILE);
     let mut tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -216,15 +243,16 @@ pub fn load_resume(dir: &Path, state: &TrainingState, vs: &nn::VarStore) -> Resu
     let exp_avg: Vec<Option<Tensor>> = (0..n).map(|i| take(format!("adam.exp_avg.{i}"))).collect();
     let exp_avg_sq: Vec<Option<Tensor>> = (0..n).map(|i| take(format!("adam.exp_avg_sq.{i}"))).collect();
     let epoch_rng = take("rng.epoch".to_owned());
-    let generators = state
-        .generators
-        .iter()
-        .map(|spec| {
-            let saved =
-                take(format!("rng.{spec}")).with_context(|| corrupted(format!("rng.{spec} missing")))?;
-            Ok((spec.resolve()?, saved))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut generators = Vec::new();
+    for r in 0..state.world_size {
+        for spec in &state.generators {
+            let name = generator_name(r, spec);
+            let saved = take(name.clone()).with_context(|| corrupted(format!("{name} missing")))?;
+            if r == rank {
+                generators.push((spec.resolve()?, saved));
+            }
+        }
+    }
     if let Some(extra) = tensors.keys().next() {
         bail!(corrupted(format!("unexpected tensor {extra}")));
     }

@@ -115,3 +115,17 @@ extern "C" char *lstm_tch_adam_foreach_step(at::Tensor *const *params, const at:
     return strdup(e.what());
   }
 }
+
+// `p.grad = None` for each of the n tensors: what optimizer.zero_grad() does by default, so that
+// the next backward stores its gradient as it comes (AccumulateGrad, then DDP's Reducer, write a
+// fresh .grad) rather than adding it to zeros.
+extern "C" char *lstm_tch_clear_grads(at::Tensor *const *tensors, size_t n) {
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      tensors[i]->mutable_grad().reset();
+    }
+    return nullptr;
+  } catch (const std::exception &e) {
+    return strdup(e.what());
+  }
+}

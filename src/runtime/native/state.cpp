@@ -130,12 +130,19 @@ extern "C" char *lstm_tch_adam_set_state(void *optimizer, size_t n, const int64_
   }
 }
 
-// torch.randperm(n, generator=g) with g a fresh CPU torch.Generator seeded with `seed`: what
-// DistributedSampler draws each epoch (seed + epoch), without touching the default generator.
-extern "C" char *lstm_tch_randperm_seeded(int64_t n, int64_t seed, at::Tensor **out) {
+// torch.randperm(ns[0], generator=g), torch.randperm(ns[1], generator=g), ... with g one fresh
+// CPU torch.Generator seeded with `seed`: what DistributedSampler draws each epoch (seed + epoch),
+// then the draws that follow it from the same generator, without touching the default one.
+extern "C" char *lstm_tch_randperms_seeded(const int64_t *ns, size_t count, int64_t seed, at::Tensor **out) {
   try {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
-    *out = new at::Tensor(at::randperm(n, generator, at::TensorOptions().dtype(at::kLong)));
+    std::vector<at::Tensor> perms;
+    for (size_t i = 0; i < count; ++i) {
+      perms.push_back(at::randperm(ns[i], generator, at::TensorOptions().dtype(at::kLong)));
+    }
+    for (size_t i = 0; i < count; ++i) {
+      out[i] = new at::Tensor(std::move(perms[i]));
+    }
     return nullptr;
   } catch (const std::exception &e) {
     return strdup(e.what());

@@ -266,6 +266,31 @@ impl Adam {
         }
     }
 
+    /// [`Adam::backward_step_clip`] with the gradients passing through the parameters' `.grad`,
+    /// as a PyTorch loop takes them: `optimizer.zero_grad()` (the pytorch path sets them to
+    /// none, `torch.optim`'s default; the libtorch path zeroes them), `loss.backward()`,
+    /// clipping, `optimizer.step()`. What `DistributedDataParallel` needs: its hooks average the
+    /// gradients as `backward` accumulates them.
+    pub fn backward_step_clip_accumulated(
+        &mut self,
+        loss: &Tensor,
+        max_norm: Option<f64>,
+    ) -> Result<Option<f64>> {
+        match &self.inner {
+            Inner::Pytorch(_) => {
+                #[cfg(lstm_tch_native)]
+                native::clear_grads(&self.params)?;
+                #[cfg(not(lstm_tch_native))]
+                self.zero_grad(); // the same values; a -0.0 gradient may read +0.0
+                loss.f_backward()?;
+                let norm = max_norm.map(|max| self.clip_grad_norm(max)).transpose()?;
+                self.step()?;
+                Ok(norm)
+            }
+            Inner::Libtorch(_) => self.backward_step_clip(loss, max_norm),
+        }
+    }
+
     /// Scales the `.grad` of every parameter so that their joint L2 norm is at most `max_norm`,
     /// as `torch.nn.utils.clip_grad_norm_` does; returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64> {

@@ -47,6 +47,20 @@ extern "C" {
         beta2: f64,
         eps: f64,
     ) -> *mut c_char;
+    fn lstm_tch_clear_grads(tensors: *const *mut C_tensor, n: usize) -> *mut c_char;
+}
+
+/// `p.grad = None` for every parameter (`optimizer.zero_grad()`'s default, `set_to_none=True`):
+/// the next `backward` stores a fresh gradient rather than adding it to zeros.
+pub(super) fn clear_grads(params: &[Tensor]) -> Result<()> {
+    let handles: Vec<*mut C_tensor> = params.iter().map(|t| t.as_ptr() as *mut C_tensor).collect();
+    // SAFETY: live tensor handles borrowed for the call.
+    if let Some(message) =
+        crate::runtime::ffi::take_c_error(unsafe { lstm_tch_clear_grads(handles.as_ptr(), handles.len()) })
+    {
+        bail!("cannot clear the gradients: {message}");
+    }
+    Ok(())
 }
 
 /// One step of the single-tensor (`foreach` false) or the multi-tensor update.
