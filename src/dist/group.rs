@@ -150,6 +150,7 @@ mod native {
             rank: c_int,
             world_size: c_int,
             agent_store: c_int,
+            restart_count: c_int,
             timeout_ms: i64,
             out: *mut *mut c_void,
         ) -> *mut c_char;
@@ -201,6 +202,7 @@ mod native {
                     launch.rank as c_int,
                     launch.world_size as c_int,
                     c_int::from(launch.agent_store),
+                    c_int::try_from(launch.restart_count).unwrap_or(c_int::MAX),
                     timeout_ms,
                     &mut out,
                 )

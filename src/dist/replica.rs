@@ -2,7 +2,7 @@
 //! what the ranks must agree on between two steps.
 
 use anyhow::{bail, Result};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::{shard_batches, Ddp, Group};
 use crate::data::Encoded;
@@ -83,10 +83,8 @@ impl Replica {
         if !matches!(kind, Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64) {
             bail!("only integer tensors are gathered exactly, not {kind:?}");
         }
-        let stack = Tensor::f_zeros(
-            [self.world_size() as i64, tensor.numel() as i64],
-            (Kind::Int64, tch::Device::Cpu),
-        )?;
+        let stack =
+            Tensor::f_zeros([self.world_size() as i64, tensor.numel() as i64], (Kind::Int64, Device::Cpu))?;
         stack.f_get(self.rank() as i64)?.f_copy_(&tensor.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?)?;
         self.group.all_reduce_sum(&stack)?;
         (0..self.world_size() as i64)

@@ -10,6 +10,10 @@
 //!   device", as a full disk would make it;
 //! - `LSTM_TCH_FAULT_BATCH=N`: the process kills itself right after the run's Nth training
 //!   batch (counted from the start of the run, resumed batches included).
+//!
+//! Under torchrun, a fault fires only in the job's first attempt (`TORCHELASTIC_RESTART_COUNT`
+//! unset or 0, so a restarted worker runs through), and with `LSTM_TCH_FAULT_RANK=R` only on
+//! rank R.
 
 /// A checkpoint save reached `step`: kills the process or fails as the environment asks.
 #[cfg(feature = "fault-injection")]
@@ -23,6 +27,9 @@ pub fn save_step(step: &str) -> std::io::Result<()> {
             spec.split_once(':').map_or((spec.as_str(), 1), |(n, k)| (n, k.parse().unwrap_or(1)));
         name == step && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
     };
+    if !armed() {
+        return Ok(());
+    }
     if reached("LSTM_TCH_FAULT_SAVE", &KILL_SEEN) {
         kill_this_process();
     }
@@ -48,7 +55,8 @@ pub fn save_step(_step: &str) -> std::io::Result<()> {
 pub fn batch_done(batches_done: impl FnOnce() -> usize) {
     // Read once: this runs after every batch.
     static KILL_AFTER: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let kill_after = KILL_AFTER.get_or_init(|| std::env::var("LSTM_TCH_FAULT_BATCH").ok()?.parse().ok());
+    let kill_after = KILL_AFTER
+        .get_or_init(|| std::env::var("LSTM_TCH_FAULT_BATCH").ok()?.parse().ok().filter(|_| armed()));
     if kill_after.is_some_and(|n| batches_done() == n) {
         kill_this_process();
     }
@@ -58,6 +66,16 @@ pub fn batch_done(batches_done: impl FnOnce() -> usize) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn batch_done(_batches_done: impl FnOnce() -> usize) {}
+
+/// Whether faults fire in this process: not in a job torchrun restarted, and, with
+/// `LSTM_TCH_FAULT_RANK`, only on that rank.
+#[cfg(feature = "fault-injection")]
+fn armed() -> bool {
+    let var = |name: &str| std::env::var(name).ok();
+    let first_attempt = var("TORCHELASTIC_RESTART_COUNT").is_none_or(|c| c.trim() == "0");
+    let this_rank = var("LSTM_TCH_FAULT_RANK").is_none_or(|r| var("RANK").is_some_and(|mine| mine == r));
+    first_attempt && this_rank
+}
 
 /// Ends the process with SIGKILL, as a power cut or the OOM killer would.
 #[cfg(feature = "fault-injection")]

@@ -112,6 +112,9 @@ impl<'a> FitLoop<'a> {
     /// Restores a saved optimizer state and position; the generators' states at once at an
     /// epoch's start, else kept for [`FitLoop::epoch_order`].
     fn resume(&mut self, resume: Resume) -> Result<()> {
+        if resume.adam.steps.iter().any(|&steps| steps > 0) {
+            self.replay_first_backward()?;
+        }
         let num_batches = self.num_batches;
         self.optimizer.load_state(&resume.adam)?;
         self.position = resume.position;
@@ -131,6 +134,26 @@ impl<'a> FitLoop<'a> {
                 resume.epoch_rng.context("the saved position lacks the epoch's generator state")?;
             self.restore = Some((epoch_rng, resume.generators));
         }
+        Ok(())
+    }
+
+    /// In a data-parallel run resumed after its first step, brings the freshly built DDP to
+    /// where the run's own was. DDP lays its buckets out in declaration order for the first
+    /// step, then rebuilds them in the order the gradients arrived, and from three ranks on the
+    /// layout changes the sums' bits. Replaying the first step's forward and backward (its
+    /// batch, through DDP, all ranks together; gradients averaged and left in `.grad`, which
+    /// the next step replaces; no update) records that order, so the next step runs on the
+    /// rebuilt buckets, as the interrupted run did. Its dropout draws are undone when the
+    /// generators are restored.
+    fn replay_first_backward(&mut self) -> Result<()> {
+        let Some(replica) = self.replica else { return Ok(()) };
+        let options = self.options;
+        let batches = replica.epoch_batches(self.train, options.batch_size, options.bucket, 0)?;
+        let batch = self.train.batch(&batches[0])?.to_device(options.device)?;
+        replica.before_forward()?;
+        let logits = self.model.forward(&batch.tokens, &batch.lengths, true)?;
+        replica.after_forward()?;
+        weighted_cross_entropy(&logits, &batch.labels, self.class_weights.as_ref())?.f_backward()?;
         Ok(())
     }
 

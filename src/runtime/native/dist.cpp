@@ -79,8 +79,17 @@ struct LstmTchDdp {
 // `agent_store`, as torchrun's workers are; otherwise rank 0 hosts it, as env:// does), then the
 // group, as DC builds its default group. `timeout_ms` bounds the store's connect and waits and
 // every Gloo operation (Python's default: 30 minutes).
+//
+// torchrun's agent keeps one store for every attempt of a job, so the keys a failed attempt
+// wrote (each rank's Gloo address) are still there when the restarted workers meet: one that
+// reads a dead peer's address before the new peer overwrites it fails to connect, or waits on
+// whatever now listens there. PyTorch 2.13's env:// assumes a new store per attempt
+// (RV:188-189) and races so; torch 1.x gave each attempt its own prefix, which is what a
+// restarted attempt (`restart_count` > 0) does here: `/worker/attempt_N`. A first attempt keeps
+// Python's keys exactly, so Python and Rust ranks can share it.
 extern "C" char *lstm_tch_dist_join(const char *addr, int port, int rank, int world_size,
-                                    int agent_store, int64_t timeout_ms, LstmTchGroup **out) {
+                                    int agent_store, int restart_count, int64_t timeout_ms,
+                                    LstmTchGroup **out) {
   try {
     // Honour TORCH_CPP_LOG_LEVEL as `import torch` does; without this, c10d prints every
     // connect retry with a backtrace.
@@ -101,7 +110,11 @@ extern "C" char *lstm_tch_dist_join(const char *addr, int port, int rank, int wo
     group->rank = rank;
     group->world_size = world_size;
     group->store = tcp;
-    auto default_store = make_intrusive<c10d::PrefixStore>("default_pg", tcp);  // DC:1897
+    intrusive_ptr<c10d::Store> attempt_store = tcp;
+    if (agent_store && restart_count > 0) {
+      attempt_store = make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(restart_count), tcp);
+    }
+    auto default_store = make_intrusive<c10d::PrefixStore>("default_pg", attempt_store);  // DC:1897
     const std::string name = "0";  // the first group's name
     auto group_store = make_intrusive<c10d::PrefixStore>(name + "/", default_store);  // DC:2060
     group->group = make_intrusive<c10d::ProcessGroup>(group_store, rank, world_size);  // DC:2063
