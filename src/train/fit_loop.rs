@@ -200,13 +200,21 @@ impl<'a> FitLoop<'a> {
             None => self.position.batch_losses.iter().map(|&l| f64::from(l)).sum(),
         };
         for indices in &batches[self.position.batches_done..] {
-            let loss = self.train_batch(epoch, indices)? as f32;
+            let step = self.position.batches_done + 1;
+            let in_job = |r: &Replica| {
+                format!("rank {} of {}: step {step} of epoch {epoch} failed", r.rank(), r.world_size())
+            };
+            let loss = match self.replica {
+                Some(replica) => self.train_batch(epoch, indices).with_context(|| in_job(replica))?,
+                None => self.train_batch(epoch, indices)?,
+            } as f32;
             let mut stop_requested = observer.stop_requested();
             let position = &mut self.position;
             position.batch_losses.push(loss);
             match self.replica {
                 Some(replica) => {
-                    let (losses, stop) = replica.agree(loss, stop_requested)?;
+                    let (losses, stop) =
+                        replica.agree(loss, stop_requested).with_context(|| in_job(replica))?;
                     loss_sum += mean(&losses);
                     position.rank_losses.push(losses);
                     stop_requested = stop;

@@ -91,10 +91,14 @@ extern "C" char *lstm_tch_dist_join(const char *addr, int port, int rank, int wo
                                     int agent_store, int restart_count, int64_t timeout_ms,
                                     LstmTchGroup **out) {
   try {
-    // Honour TORCH_CPP_LOG_LEVEL as `import torch` does; without this, c10d prints every
-    // connect retry with a backtrace.
+    // Honour TORCH_CPP_LOG_LEVEL as `import torch` does. Unset, only fatal messages: c10d logs
+    // every connect retry and peer failure with a C++ backtrace, and the error this returns
+    // already says what went wrong, in one line.
     static std::once_flag logging;
-    std::call_once(logging, [] { c10::initLogging(); });
+    std::call_once(logging, [] {
+      setenv("TORCH_CPP_LOG_LEVEL", "FATAL", /*overwrite=*/0);
+      c10::initLogging();
+    });
     const std::chrono::milliseconds timeout(timeout_ms);
     c10d::TCPStoreOptions options;
     options.port = static_cast<std::uint16_t>(port);

@@ -1,6 +1,12 @@
 //! Training past one machine, on PyTorch's own distributed engine: the rank's place read from
 //! torchrun's variables, `DistributedSampler`'s shards, and DDP's averaged gradients, from Rust
-//! ranks, Python ranks and one of each in one `torchrun` job, compared bit for bit.
+//! ranks, Python ranks and one of each in one `torchrun` job, compared bit for bit; then
+//! `lstm-tch train` under torchrun against PyTorch DDP ([`train`]), and its failures and
+//! restarts ([`faults`]).
+
+#[cfg(feature = "fault-injection")]
+mod faults;
+mod train;
 
 use std::{
     path::{Path, PathBuf},
@@ -14,6 +20,16 @@ use crate::common::{example, python, root, tempdir, text};
 /// `torchrun` from the project's Python environment.
 fn torchrun() -> PathBuf {
     python().with_file_name("torchrun")
+}
+
+/// `torchrun --standalone --nproc-per-node N`, in the repository, each rank at one thread.
+fn torchrun_command(nproc: usize) -> Command {
+    let mut command = Command::new(torchrun());
+    command
+        .args(["--standalone", "--nproc-per-node", &nproc.to_string()])
+        .current_dir(root())
+        .env("OMP_NUM_THREADS", "1");
+    command
 }
 
 #[test]

@@ -1,0 +1,285 @@
+//! `lstm-tch train` under torchrun against `scripts/text_reference.py train --ddp` (PyTorch's
+//! `DistributedDataParallel` over a `DistributedSampler`, as a PyTorch user writes it): at
+//! world sizes 2 and 4, with both Adam updates, with and without `--bucket`, on the English and
+//! Chinese samples, every rank's every batch loss, the dev accuracy of every epoch and the best
+//! epoch's weights are the same bits. Then what ends a job: a rank started with other flags,
+//! and a store nobody serves.
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tch::Tensor;
+
+use super::torchrun_command;
+use crate::common::{assert_clean_failure, lstm_tch, root, tempdir, text};
+
+/// One configuration of the matrix.
+struct Case {
+    name: &'static str,
+    world_size: usize,
+    sample: &'static str,
+    batch_size: usize,
+    flags: &'static [&'static str],
+}
+
+/// The first 240 texts of data/`sample`/train.tsv, written into `dir`.
+pub(super) fn train_slice(dir: &Path, sample: &str) -> std::path::PathBuf {
+    let slice = dir.join("train.tsv");
+    let texts = std::fs::read_to_string(root().join("data").join(sample).join("train.tsv")).unwrap();
+    std::fs::write(&slice, texts.lines().take(241).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    slice
+}
+
+fn succeeded(output: Output, what: &str) -> Output {
+    assert!(output.status.success(), "{what} failed:\n{}", text(&output).1);
+    output
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `[epoch][batch][rank]` losses as float32 bits.
+fn loss_bits(epochs: &[Value]) -> Vec<Vec<Vec<u32>>> {
+    epochs
+        .iter()
+        .map(|epoch| {
+            epoch
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|batch| {
+                    batch.as_array().unwrap().iter().map(|l| (l.as_f64().unwrap() as f32).to_bits()).collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Every tensor of a safetensors file, by name, as raw bytes.
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut named: Vec<(String, Vec<u8>)> = Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .map(|(name, t)| {
+            let numel = t.numel();
+            let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
+            t.contiguous().copy_data_u8(&mut bytes, numel);
+            (name, bytes)
+        })
+        .collect();
+    named.sort();
+    named
+}
+
+fn check(case: &Case) {
+    let dir = tempdir(&format!("dist-train-{}", case.name));
+    let slice = train_slice(&dir, case.sample);
+    let dev = root().join("data").join(case.sample).join("dev.tsv");
+    let (ckpt, report, encoded) = (dir.join("ckpt"), dir.join("rust.json"), dir.join("encoded.json"));
+    let (py_report, py_weights) = (dir.join("py.json"), dir.join("py.safetensors"));
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let batch_size = case.batch_size.to_string();
+    let mut rust = torchrun_command(case.world_size);
+    rust.arg("--no-python").arg(lstm_tch()).args([
+        "train",
+        "--train",
+        &path(&slice),
+        "--dev",
+        &path(&dev),
+        "--epochs",
+        "2",
+        "--batch-size",
+        &batch_size,
+        "--embedding-dim",
+        "16",
+        "--hidden-size",
+        "24",
+        "--seed",
+        "3",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        &path(&ckpt),
+        "--report",
+        &path(&report),
+        "--export-encoded",
+        &path(&encoded),
+    ]);
+    succeeded(rust.args(case.flags).output().unwrap(), &format!("{}: lstm-tch under torchrun", case.name));
+    let mut pytorch = torchrun_command(case.world_size);
+    pytorch.arg(root().join("scripts/text_reference.py")).args([
+        "train",
+        "--ddp",
+        "--encoded",
+        &path(&encoded),
+        "--threads",
+        "1",
+        "--report",
+        &path(&py_report),
+        "--weights",
+        &path(&py_weights),
+    ]);
+    succeeded(pytorch.output().unwrap(), &format!("{}: text_reference.py --ddp", case.name));
+
+    let (rust, pytorch) = (read_json(&report), read_json(&py_report));
+    let rust_epochs = rust["epochs"].as_array().unwrap();
+    let rust_losses: Vec<Value> = rust_epochs.iter().map(|e| e["rank_losses"].clone()).collect();
+    let rust_losses = loss_bits(&rust_losses);
+    let expected_batches = 240usize.div_ceil(case.world_size).div_ceil(case.batch_size);
+    assert_eq!(rust_losses.len(), 2);
+    for epoch in &rust_losses {
+        assert_eq!(epoch.len(), expected_batches, "{}: batches per rank", case.name);
+        assert!(epoch.iter().all(|batch| batch.len() == case.world_size));
+    }
+    assert_eq!(
+        rust_losses,
+        loss_bits(pytorch["rank_losses"].as_array().unwrap()),
+        "{}: batch losses differ from PyTorch DDP's",
+        case.name
+    );
+    let rust_accuracy: Vec<f64> =
+        rust_epochs.iter().map(|e| e["dev"]["accuracy"].as_f64().unwrap()).collect();
+    let py_accuracy: Vec<f64> =
+        pytorch["dev_accuracy"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap()).collect();
+    assert_eq!(rust_accuracy, py_accuracy, "{}: dev accuracy", case.name);
+    let (rust_weights, py_weights) = (tensors(&ckpt.join("model.safetensors")), tensors(&py_weights));
+    assert_eq!(
+        rust_weights.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        py_weights.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    for ((name, r), (_, p)) in rust_weights.iter().zip(&py_weights) {
+        assert!(r == p, "{}: {name} differs from PyTorch DDP's best epoch", case.name);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn train_under_torchrun_matches_pytorch_ddp_at_world_size_2() {
+    check(&Case {
+        name: "ws2-en",
+        world_size: 2,
+        sample: "sample",
+        batch_size: 16,
+        flags: &["--bucket", "false"],
+    });
+    check(&Case {
+        name: "ws2-en-libtorch-bucket-dropout",
+        world_size: 2,
+        sample: "sample",
+        batch_size: 4,
+        flags: &[
+            "--adam",
+            "libtorch",
+            "--bucket",
+            "--dropout",
+            "0.2",
+            "--num-layers",
+            "2",
+            "--output-dropout",
+            "0.3",
+        ],
+    });
+    check(&Case {
+        name: "ws2-zh-bucket",
+        world_size: 2,
+        sample: "sample-zh",
+        batch_size: 8,
+        flags: &["--bucket"],
+    });
+}
+
+#[test]
+fn train_under_torchrun_matches_pytorch_ddp_at_world_size_4() {
+    check(&Case {
+        name: "ws4-en-bucket",
+        world_size: 4,
+        sample: "sample",
+        batch_size: 8,
+        flags: &["--bucket"],
+    });
+    check(&Case {
+        name: "ws4-zh-libtorch",
+        world_size: 4,
+        sample: "sample-zh",
+        batch_size: 8,
+        flags: &["--adam", "libtorch", "--bucket", "false", "--cell", "gru", "--class-weights", "balanced"],
+    });
+}
+
+/// Rank `rank` of a two-rank job without torchrun (rank 0 serves the store, as env:// does) at
+/// 127.0.0.1:`port`, training on `slice` with `flags`.
+fn rank_process(rank: usize, port: u16, slice: &Path, out: &Path, flags: &[&str]) -> std::process::Child {
+    Command::new(lstm_tch())
+        .current_dir(root())
+        .env("RANK", rank.to_string())
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .args(["train", "--train", slice.to_str().unwrap(), "--epochs", "1", "--embedding-dim", "8"])
+        .args(["--hidden-size", "8", "--threads", "1", "--quiet", "--dist-timeout", "20", "--out"])
+        .arg(out.join(format!("ckpt{rank}")))
+        .args(flags)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn ranks_started_with_other_flags_all_stop_with_one_line() {
+    let dir = tempdir("dist-mismatch");
+    let slice = train_slice(&dir, "sample");
+    let port = free_port();
+    let started = Instant::now();
+    let ranks =
+        [rank_process(0, port, &slice, &dir, &[]), rank_process(1, port, &slice, &dir, &["--lr", "0.01"])];
+    for (rank, child) in ranks.into_iter().enumerate() {
+        let output = child.wait_with_output().unwrap();
+        let (_, stderr) = text(&output);
+        assert!(!output.status.success(), "rank {rank} went on");
+        // Rank 0 says what it read first.
+        let errors: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("data: ")).collect();
+        assert_eq!(
+            errors,
+            ["error: rank 1 started with other flags or data than rank 0: start every rank with the same"],
+            "rank {rank}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_rank_whose_store_is_not_there_stops_within_its_timeout() {
+    let dir = tempdir("dist-no-store");
+    let slice = train_slice(&dir, "sample");
+    let port = free_port();
+    let started = Instant::now();
+    let output = Command::new(lstm_tch())
+        .current_dir(root())
+        .envs([("RANK", "1"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1")])
+        .env("MASTER_PORT", port.to_string())
+        .env("TORCHELASTIC_USE_AGENT_STORE", "True")
+        .args(["train", "--train", slice.to_str().unwrap(), "--dist-timeout", "2", "--out"])
+        .arg(dir.join("ckpt"))
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &output,
+        &format!("rank 1 of 2 cannot join the job at 127.0.0.1:{port}"),
+        "no store",
+    );
+    assert_eq!(text(&output).1.lines().count(), 1, "one line: {}", text(&output).1);
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    std::fs::remove_dir_all(dir).unwrap();
+}
