@@ -2,12 +2,18 @@
 
 use std::{
     io::{BufRead, IsTerminal, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
+    time::Duration,
 };
 
 use super::{RuntimeArgs, DEFAULT_CHECKPOINT};
 use crate::runtime::checks;
-use crate::{checkpoint, data::dataset, infer};
+use crate::{
+    checkpoint,
+    data::dataset,
+    dist::{scoring, Group, Launch},
+    infer,
+};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
@@ -31,6 +37,10 @@ pub struct PredictArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    /// Under torchrun (each rank classifying its batches of --file, rank 0 printing them all):
+    /// how long a rank waits for the others before it ends with an error.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub dist_timeout: u64,
 }
 
 /// One prediction, as `predict --json` prints it.
@@ -56,14 +66,15 @@ impl Serialize for ClassProbabilities<'_> {
     }
 }
 
-/// Runs `lstm-tch predict`.
+/// Runs `lstm-tch predict`. Under torchrun, every rank reads `--file` and classifies its
+/// batches of it ([`crate::dist::scoring`]); rank 0 prints every line, in order, with the
+/// probabilities one process prints.
 pub fn predict(args: &PredictArgs) -> Result<()> {
     let device = args.runtime.init()?;
     checks::batch_size(args.batch_size)?;
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let mut out = std::io::stdout().lock();
-    let mut emit = |texts: &[String]| -> Result<()> {
-        let probabilities = infer::probabilities(&ckpt, texts, device)?;
+    let mut print = |texts: &[String], probabilities: &[f32]| -> Result<()> {
         for (text, probs) in texts.iter().zip(probabilities.chunks(ckpt.labels.len())) {
             let label = &ckpt.labels.names()[infer::metrics::argmax(probs)];
             if args.json {
@@ -78,15 +89,39 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         out.flush()?;
         Ok(())
     };
+    if let Some(launch) = Launch::from_env()? {
+        let path = args
+            .file
+            .as_deref()
+            .context("under torchrun, predict classifies --file (every rank reads it)")?;
+        let group = Group::join(&launch, Duration::from_secs(args.dist_timeout))?;
+        let round = group.world_size() * args.batch_size;
+        let mut lines = dataset::lines(path.display().to_string(), open(path)?);
+        loop {
+            let texts: Vec<String> = lines.by_ref().take(round).map(|l| Ok(l?.1)).collect::<Result<_>>()?;
+            if texts.is_empty() {
+                break;
+            }
+            let classes = ckpt.labels.len();
+            let probabilities =
+                scoring::score_round(&group, texts.len(), args.batch_size, classes, |share| {
+                    infer::probabilities(&ckpt, &texts[share], device)
+                })?;
+            if group.rank() == 0 {
+                print(&texts, &probabilities)?;
+            }
+            if texts.len() < round {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    let mut emit = |texts: &[String]| print(texts, &infer::probabilities(&ckpt, texts, device)?);
     if !args.sentences.is_empty() {
         return emit(&args.sentences);
     }
     let (reader, name): (Box<dyn BufRead>, String) = match &args.file {
-        Some(path) => {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-            (Box::new(std::io::BufReader::new(file)), path.display().to_string())
-        }
+        Some(path) => (Box::new(open(path)?), path.display().to_string()),
         None => (Box::new(std::io::stdin().lock()), "standard input".to_owned()),
     };
     // Interactive input is answered line by line; files and pipes are classified in batches.
@@ -103,4 +138,10 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         emit(&pending)?;
     }
     Ok(())
+}
+
+/// `path`, opened for buffered reading.
+fn open(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(std::io::BufReader::new(file))
 }

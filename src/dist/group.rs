@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tch::{nn, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use super::Launch;
 use crate::nn::TextClassifierConfig;
@@ -67,6 +67,27 @@ impl Group {
     /// Waits until every rank has reached this call (`dist.barrier`).
     pub fn barrier(&self) -> Result<()> {
         self.raw.barrier()
+    }
+
+    /// Every rank's `tensor` (an integer or float32 tensor of the same shape and kind on every
+    /// rank, on the CPU), indexed by rank, exactly: one all-reduce of a zero-padded stack (of
+    /// float32 bits as integers).
+    pub fn gather(&self, tensor: &Tensor) -> Result<Vec<Tensor>> {
+        if tensor.kind() == Kind::Float {
+            let bits = self.gather(&tensor.f_contiguous()?.f_view_dtype(Kind::Int)?)?;
+            return bits.iter().map(|t| Ok(t.f_view_dtype(Kind::Float)?)).collect();
+        }
+        let kind = tensor.kind();
+        if !matches!(kind, Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64) {
+            bail!("only integer and float32 tensors are gathered exactly, not {kind:?}");
+        }
+        let stack =
+            Tensor::f_zeros([self.world_size as i64, tensor.numel() as i64], (Kind::Int64, Device::Cpu))?;
+        stack.f_get(self.rank as i64)?.f_copy_(&tensor.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?)?;
+        self.all_reduce_sum(&stack)?;
+        (0..self.world_size as i64)
+            .map(|r| Ok(stack.f_get(r)?.f_to_kind(kind)?.f_reshape(tensor.size())?))
+            .collect()
     }
 
     /// Ends with an error on every rank unless every rank passed the same `fingerprint` (of its

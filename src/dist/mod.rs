@@ -11,12 +11,14 @@
 //! - [`shard`], [`shard_batches`]: the indices `DistributedSampler` gives a rank each epoch,
 //!   and its batches;
 //! - [`Replica`]: one rank of a data-parallel training run, as `lstm-tch train` runs it under
-//!   `torchrun`.
+//!   `torchrun`;
+//! - [`scoring`]: `predict --file` and `eval` split across the ranks, with one process's bits.
 
 mod group;
 mod launch;
 mod replica;
 mod sampler;
+pub mod scoring;
 
 pub use group::{model_parameters, Ddp, Group};
 pub use launch::Launch;

@@ -1,8 +1,8 @@
 //! One rank of a data-parallel training run: its group, DDP over the model's parameters, and
 //! what the ranks must agree on between two steps.
 
-use anyhow::{bail, Result};
-use tch::{Device, Kind, Tensor};
+use anyhow::Result;
+use tch::Tensor;
 
 use super::{shard_batches, Ddp, Group};
 use crate::data::Encoded;
@@ -76,19 +76,8 @@ impl Replica {
         Ok((losses, summed[world_size] > 0.0))
     }
 
-    /// Every rank's `tensor` (an integer tensor of the same shape on every rank, on the CPU),
-    /// indexed by rank: one all-reduce of a zero-padded stack.
+    /// Every rank's `tensor`, indexed by rank ([`Group::gather`]).
     pub fn gather(&self, tensor: &Tensor) -> Result<Vec<Tensor>> {
-        let kind = tensor.kind();
-        if !matches!(kind, Kind::Uint8 | Kind::Int8 | Kind::Int16 | Kind::Int | Kind::Int64) {
-            bail!("only integer tensors are gathered exactly, not {kind:?}");
-        }
-        let stack =
-            Tensor::f_zeros([self.world_size() as i64, tensor.numel() as i64], (Kind::Int64, Device::Cpu))?;
-        stack.f_get(self.rank() as i64)?.f_copy_(&tensor.f_flatten(0, -1)?.f_to_kind(Kind::Int64)?)?;
-        self.group.all_reduce_sum(&stack)?;
-        (0..self.world_size() as i64)
-            .map(|r| Ok(stack.f_get(r)?.f_to_kind(kind)?.f_reshape(tensor.size())?))
-            .collect()
+        self.group.gather(tensor)
     }
 }

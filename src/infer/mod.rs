@@ -96,9 +96,15 @@ pub fn evaluate(
     device: Device,
 ) -> Result<Metrics> {
     let predictions = Vec::<i64>::try_from(&logits(model, data, batch_size, device)?.f_argmax(1, false)?)?;
+    Ok(metrics_of(labels, &data.labels, &predictions))
+}
+
+/// The metrics of the predicted classes `predicted` against the true ones `truth` (class
+/// indices of `labels`, pairwise).
+pub fn metrics_of(labels: &LabelSet, truth: &[i64], predicted: &[i64]) -> Metrics {
     let mut confusion = Confusion::new(labels.names());
-    for (&truth, &predicted) in data.labels.iter().zip(&predictions) {
+    for (&truth, &predicted) in truth.iter().zip(predicted) {
         confusion.add(truth as usize, predicted as usize);
     }
-    Ok(confusion.metrics())
+    confusion.metrics()
 }

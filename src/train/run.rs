@@ -287,10 +287,17 @@ impl<'a> Run<'a> {
         let (epochs_done, batches_done) = saver.saved_at;
         let out = &self.config.out;
         if fit.stopped {
+            let (resume, rank) = match &self.replica {
+                Some(r) => (
+                    format!("torchrun --nproc-per-node {} ... lstm-tch train --resume", r.world_size()),
+                    format!("rank {}: ", r.rank()),
+                ),
+                None => ("lstm-tch train --resume".to_owned(), String::new()),
+            };
             bail!(Interrupted {
                 message: format!(
-                    "interrupted: saved the training state (epoch {} of {}, batch {batches_done}) in {}; \
-                     resume with `lstm-tch train --resume {}`",
+                    "{rank}interrupted: saved the training state (epoch {} of {}, batch {batches_done}) in {}; \
+                     resume with `{resume} {}`",
                     epochs_done + 1,
                     self.config.epochs,
                     out.display(),

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod scoring;
 mod train;
 
 use std::{
