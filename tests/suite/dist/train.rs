@@ -278,3 +278,39 @@ fn a_rank_whose_store_is_not_there_stops_within_its_timeout() {
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_stops_every_rank_after_the_same_step_with_the_state_saved() {
+    let dir = tempdir("dist-interrupt");
+    let out = dir.join("ckpt");
+    let job = torchrun_command(2)
+        .arg("--no-python")
+        .arg(lstm_tch())
+        .args(["train", "--epochs", "50", "--embedding-dim", "8", "--hidden-size", "8", "--threads", "1"])
+        .args(["--quiet", "--save-every", "5", "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = out.join("training/state.json");
+    let started = Instant::now();
+    while !state.is_file() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no save within a minute");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What a terminal's Ctrl-C does to torchrun: it passes SIGINT on to its workers.
+    // SAFETY: a signal to the child we started.
+    unsafe { libc::kill(job.id() as i32, libc::SIGINT) };
+    let output = job.wait_with_output().unwrap();
+    let (_, stderr) = text(&output);
+    // The ranks' lines may interleave on the shared stderr: find each rank's message.
+    let marker = "interrupted: saved the training state (";
+    let stops: Vec<&str> =
+        stderr.split(marker).skip(1).map(|rest| rest.split(')').next().unwrap_or_default()).collect();
+    assert_eq!(stops.len(), 2, "both ranks stop:\n{stderr}");
+    assert_eq!(stops[0], stops[1], "the ranks stopped at different steps:\n{stderr}");
+    let saved: Value = read_json(&state);
+    assert!(!saved["finished"].as_bool().unwrap());
+    assert_eq!(saved["world_size"], 2);
+    std::fs::remove_dir_all(dir).unwrap();
+}
