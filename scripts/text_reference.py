@@ -220,13 +220,25 @@ def f32_list(values):
 
 
 def train(args):
-    data = json.loads(Path(args.encoded).read_text())
+    """Trains on each --encoded in turn (with --ddp, in one process group: a job of several runs
+    pays torch's import and the rendezvous once), writing each --report and --weights."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    rank, world_size = 0, 1
     if args.ddp:
         dist.init_process_group("gloo")
-        rank, world_size = dist.get_rank(), dist.get_world_size()
+    elif len(args.encoded) > 1:
+        sys.exit("several --encoded need --ddp")
+    reports, weights = args.report or [None] * len(args.encoded), args.weights or [None] * len(args.encoded)
+    if len(reports) != len(args.encoded) or len(weights) != len(args.encoded):
+        sys.exit("give as many --report (and --weights) as --encoded")
+    for encoded, report, best_weights in zip(args.encoded, reports, weights):
+        train_one(args, json.loads(Path(encoded).read_text()), report, best_weights)
+    if args.ddp:
+        dist.destroy_process_group()
+
+
+def train_one(args, data, report_path, weights_path):
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if args.ddp else (0, 1)
     torch.manual_seed(data["seed"])
     device = torch.device(args.device)
     model = TextRNN(**data["model"]).to(device)
@@ -272,14 +284,12 @@ def train(args):
     report = {"batch_losses": epochs}
     if args.ddp:
         report.update(rank_losses=rank_losses, dev_accuracy=accuracies)
-    if rank == 0 and args.weights:
-        save_file(best, args.weights)
-    if args.report and rank == 0:
-        Path(args.report).write_text(json.dumps(report) + "\n")
+    if rank == 0 and weights_path:
+        save_file(best, weights_path)
+    if report_path and rank == 0:
+        Path(report_path).write_text(json.dumps(report) + "\n")
     elif rank == 0:
         print(json.dumps(report))
-    if args.ddp:
-        dist.destroy_process_group()
 
 
 def logits(args):
@@ -303,12 +313,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train from the exported data; print per-batch losses")
-    t.add_argument("--encoded", required=True)
+    t.add_argument("--encoded", required=True, action="append", help="with --ddp, repeatable: runs in turn")
     t.add_argument("--threads", type=int)
     t.add_argument("--device", default="cpu")
-    t.add_argument("--report")
+    t.add_argument("--report", action="append")
     t.add_argument("--ddp", action="store_true", help="one rank of a DistributedDataParallel job (under torchrun)")
-    t.add_argument("--weights", help="with --ddp: write the best epoch's weights (safetensors) here")
+    t.add_argument("--weights", action="append", help="with --ddp: write the best epoch's weights (safetensors) here")
     t.set_defaults(run=train)
     g = sub.add_parser("logits", help="logits of a Rust checkpoint on one split")
     g.add_argument("--checkpoint", required=True)

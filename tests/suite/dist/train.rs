@@ -20,7 +20,6 @@ use crate::common::{assert_clean_failure, lstm_tch, root, tempdir, text};
 /// One configuration of the matrix.
 struct Case {
     name: &'static str,
-    world_size: usize,
     sample: &'static str,
     batch_size: usize,
     flags: &'static [&'static str],
@@ -76,66 +75,70 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     named
 }
 
-fn check(case: &Case) {
-    let dir = tempdir(&format!("dist-train-{}", case.name));
-    let slice = train_slice(&dir, case.sample);
-    let dev = root().join("data").join(case.sample).join("dev.tsv");
-    let (ckpt, report, encoded) = (dir.join("ckpt"), dir.join("rust.json"), dir.join("encoded.json"));
-    let (py_report, py_weights) = (dir.join("py.json"), dir.join("py.safetensors"));
+/// Trains every case (all of one world size) under torchrun with `lstm-tch`, then all of them
+/// in one `text_reference.py --ddp` job (torch's import and the rendezvous paid once), and
+/// compares each.
+fn check(world_size: usize, cases: &[Case]) {
+    let dir = tempdir(&format!("dist-train-{world_size}"));
     let path = |p: &Path| p.to_str().unwrap().to_owned();
-    let batch_size = case.batch_size.to_string();
-    let mut rust = torchrun_command(case.world_size);
-    rust.arg("--no-python").arg(lstm_tch()).args([
-        "train",
-        "--train",
-        &path(&slice),
-        "--dev",
-        &path(&dev),
-        "--epochs",
-        "2",
-        "--batch-size",
-        &batch_size,
-        "--embedding-dim",
-        "16",
-        "--hidden-size",
-        "24",
-        "--seed",
-        "3",
-        "--threads",
-        "1",
-        "--quiet",
-        "--out",
-        &path(&ckpt),
-        "--report",
-        &path(&report),
-        "--export-encoded",
-        &path(&encoded),
-    ]);
-    succeeded(rust.args(case.flags).output().unwrap(), &format!("{}: lstm-tch under torchrun", case.name));
-    let mut pytorch = torchrun_command(case.world_size);
-    pytorch.arg(root().join("scripts/text_reference.py")).args([
-        "train",
-        "--ddp",
-        "--encoded",
-        &path(&encoded),
-        "--threads",
-        "1",
-        "--report",
-        &path(&py_report),
-        "--weights",
-        &path(&py_weights),
-    ]);
-    succeeded(pytorch.output().unwrap(), &format!("{}: text_reference.py --ddp", case.name));
+    let mut pytorch = torchrun_command(world_size);
+    pytorch.arg(root().join("scripts/text_reference.py")).args(["train", "--ddp", "--threads", "1"]);
+    for case in cases {
+        let case_dir = dir.join(case.name);
+        std::fs::create_dir_all(&case_dir).unwrap();
+        let slice = train_slice(&case_dir, case.sample);
+        let dev = root().join("data").join(case.sample).join("dev.tsv");
+        let batch_size = case.batch_size.to_string();
+        let mut rust = torchrun_command(world_size);
+        rust.arg("--no-python").arg(lstm_tch()).args([
+            "train",
+            "--train",
+            &path(&slice),
+            "--dev",
+            &path(&dev),
+            "--epochs",
+            "2",
+            "--batch-size",
+            &batch_size,
+            "--embedding-dim",
+            "16",
+            "--hidden-size",
+            "24",
+            "--seed",
+            "3",
+            "--threads",
+            "1",
+            "--quiet",
+        ]);
+        rust.arg("--out").arg(case_dir.join("ckpt")).arg("--report").arg(case_dir.join("rust.json"));
+        rust.arg("--export-encoded").arg(case_dir.join("encoded.json"));
+        succeeded(
+            rust.args(case.flags).output().unwrap(),
+            &format!("{}: lstm-tch under torchrun", case.name),
+        );
+        pytorch.arg("--encoded").arg(case_dir.join("encoded.json"));
+        pytorch.arg("--report").arg(case_dir.join("py.json"));
+        pytorch.arg("--weights").arg(case_dir.join("py.safetensors"));
+    }
+    succeeded(pytorch.output().unwrap(), &format!("world size {world_size}: text_reference.py --ddp"));
+    for case in cases {
+        compare(case, world_size, &dir.join(case.name));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
 
-    let (rust, pytorch) = (read_json(&report), read_json(&py_report));
+/// Compares the Rust run of `case` in `dir` with PyTorch's: every rank's batch losses, the dev
+/// accuracy of each epoch and the best epoch's weights, as bits.
+fn compare(case: &Case, world_size: usize, dir: &Path) {
+    let (rust, pytorch) = (read_json(&dir.join("rust.json")), read_json(&dir.join("py.json")));
     let rust_epochs = rust["epochs"].as_array().unwrap();
     let rust_losses: Vec<Value> = rust_epochs.iter().map(|e| e["rank_losses"].clone()).collect();
     let rust_losses = loss_bits(&rust_losses);
-    let expected_batches = 240usize.div_ceil(case.world_size).div_ceil(case.batch_size);
+    let expected_batches = 240usize.div_ceil(world_size).div_ceil(case.batch_size);
     assert_eq!(rust_losses.len(), 2);
     for epoch in &rust_losses {
         assert_eq!(epoch.len(), expected_batches, "{}: batches per rank", case.name);
-        assert!(epoch.iter().all(|batch| batch.len() == case.world_size));
+        assert!(epoch.iter().all(|batch| batch.len() == world_size));
     }
     assert_eq!(
         rust_losses,
@@ -148,7 +151,8 @@ fn check(case: &Case) {
     let py_accuracy: Vec<f64> =
         pytorch["dev_accuracy"].as_array().unwrap().iter().map(|a| a.as_f64().unwrap()).collect();
     assert_eq!(rust_accuracy, py_accuracy, "{}: dev accuracy", case.name);
-    let (rust_weights, py_weights) = (tensors(&ckpt.join("model.safetensors")), tensors(&py_weights));
+    let rust_weights = tensors(&dir.join("ckpt/model.safetensors"));
+    let py_weights = tensors(&dir.join("py.safetensors"));
     assert_eq!(
         rust_weights.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         py_weights.iter().map(|(n, _)| n).collect::<Vec<_>>()
@@ -156,55 +160,59 @@ fn check(case: &Case) {
     for ((name, r), (_, p)) in rust_weights.iter().zip(&py_weights) {
         assert!(r == p, "{}: {name} differs from PyTorch DDP's best epoch", case.name);
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 // Each dimension takes both its values at each world size: English and Chinese, both Adams, plain
 // and bucketed batches (and the cells, dropout and class weights between them).
 #[test]
 fn train_under_torchrun_matches_pytorch_ddp_at_world_size_2() {
-    check(&Case {
-        name: "ws2-en",
-        world_size: 2,
-        sample: "sample",
-        batch_size: 16,
-        flags: &["--bucket", "false"],
-    });
-    check(&Case {
-        name: "ws2-zh-libtorch-bucket-dropout",
-        world_size: 2,
-        sample: "sample-zh",
-        batch_size: 4,
-        flags: &[
-            "--adam",
-            "libtorch",
-            "--bucket",
-            "--dropout",
-            "0.2",
-            "--num-layers",
-            "2",
-            "--output-dropout",
-            "0.3",
+    check(
+        2,
+        &[
+            Case { name: "en", sample: "sample", batch_size: 16, flags: &["--bucket", "false"] },
+            Case {
+                name: "zh-libtorch-bucket-dropout",
+                sample: "sample-zh",
+                batch_size: 4,
+                flags: &[
+                    "--adam",
+                    "libtorch",
+                    "--bucket",
+                    "--dropout",
+                    "0.2",
+                    "--num-layers",
+                    "2",
+                    "--output-dropout",
+                    "0.3",
+                ],
+            },
         ],
-    });
+    );
 }
 
 #[test]
 fn train_under_torchrun_matches_pytorch_ddp_at_world_size_4() {
-    check(&Case {
-        name: "ws4-en-bucket",
-        world_size: 4,
-        sample: "sample",
-        batch_size: 8,
-        flags: &["--bucket"],
-    });
-    check(&Case {
-        name: "ws4-zh-libtorch",
-        world_size: 4,
-        sample: "sample-zh",
-        batch_size: 8,
-        flags: &["--adam", "libtorch", "--bucket", "false", "--cell", "gru", "--class-weights", "balanced"],
-    });
+    check(
+        4,
+        &[
+            Case { name: "en-bucket", sample: "sample", batch_size: 8, flags: &["--bucket"] },
+            Case {
+                name: "zh-libtorch-gru",
+                sample: "sample-zh",
+                batch_size: 8,
+                flags: &[
+                    "--adam",
+                    "libtorch",
+                    "--bucket",
+                    "false",
+                    "--cell",
+                    "gru",
+                    "--class-weights",
+                    "balanced",
+                ],
+            },
+        ],
+    );
 }
 
 /// Rank `rank` of a two-rank job without torchrun (rank 0 serves the store, as env:// does) at
