@@ -4,7 +4,6 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Result;
 use clap::Args;
-use tch::Device;
 
 use super::{sample_dir, DataArgs, RuntimeArgs, DEFAULT_CHECKPOINT};
 use crate::runtime::{checks, report};
@@ -12,7 +11,7 @@ use crate::{
     checkpoint,
     data::Encoded,
     dist::{scoring, Group, Launch},
-    infer::{self, metrics::Metrics},
+    infer,
 };
 
 /// `lstm-tch eval`: accuracy, per-class precision/recall/F1, macro-F1 and confusion matrix.
@@ -57,7 +56,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let metrics = match Launch::from_env()? {
         Some(launch) => {
             let group = Group::join(&launch, Duration::from_secs(args.dist_timeout))?;
-            let metrics = evaluate_sharded(&group, &ckpt, &data, args.batch_size, device)?;
+            let metrics = scoring::evaluate(&group, &ckpt, &data, args.batch_size, device)?;
             if group.rank() != 0 {
                 return Ok(());
             }
@@ -77,29 +76,4 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         report::print(&metrics.table())?;
     }
     Ok(())
-}
-
-/// [`infer::evaluate`] as one rank of `group`: each rank scores its batches of `data`
-/// ([`crate::dist::scoring`]), every rank gets every prediction, and the metrics are those one
-/// process computes.
-fn evaluate_sharded(
-    group: &Group,
-    ckpt: &checkpoint::Checkpoint,
-    data: &Encoded,
-    batch_size: usize,
-    device: Device,
-) -> Result<Metrics> {
-    let round = group.world_size() * batch_size;
-    let mut predicted = Vec::with_capacity(data.len());
-    for start in (0..data.len()).step_by(round) {
-        let len = round.min(data.len() - start);
-        let classes = scoring::score_round(group, len, batch_size, 1, |share| {
-            let ids: Vec<Vec<i64>> = share.map(|i| data.ids(start + i).to_vec()).collect();
-            let (logits, _) = infer::scores_of_ids(&ckpt.model, &ids, device)?;
-            let classes = ckpt.labels.len();
-            Ok(logits.chunks(classes).map(|row| infer::metrics::argmax(row) as f32).collect())
-        })?;
-        predicted.extend(classes.into_iter().map(|c| c as i64));
-    }
-    Ok(infer::metrics_of(&ckpt.labels, &data.labels, &predicted))
 }

@@ -95,26 +95,7 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
             .as_deref()
             .context("under torchrun, predict classifies --file (every rank reads it)")?;
         let group = Group::join(&launch, Duration::from_secs(args.dist_timeout))?;
-        let round = group.world_size() * args.batch_size;
-        let mut lines = dataset::lines(path.display().to_string(), open(path)?);
-        loop {
-            let texts: Vec<String> = lines.by_ref().take(round).map(|l| Ok(l?.1)).collect::<Result<_>>()?;
-            if texts.is_empty() {
-                break;
-            }
-            let classes = ckpt.labels.len();
-            let probabilities =
-                scoring::score_round(&group, texts.len(), args.batch_size, classes, |share| {
-                    infer::probabilities(&ckpt, &texts[share], device)
-                })?;
-            if group.rank() == 0 {
-                print(&texts, &probabilities)?;
-            }
-            if texts.len() < round {
-                break;
-            }
-        }
-        return Ok(());
+        return scoring::predict_file(&group, &ckpt, path, args.batch_size, device, print);
     }
     let mut emit = |texts: &[String]| print(texts, &infer::probabilities(&ckpt, texts, device)?);
     if !args.sentences.is_empty() {

@@ -10,19 +10,19 @@
 //! continues from the last one and ends with the same bits as the run never interrupted.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device};
 
 use super::{
-    fit::{self, EpochReport, Flow, Observer, Resume, Snapshot, TrainOptions},
+    fit::{self, EpochReport, Resume, TrainOptions},
     optim::AdamConfig,
     report::{ExportedData, TrainReport},
-    state::{DataHash, StateFiles, StateTensors, TrainingState},
+    state::{DataHash, StateFiles, TrainingState},
     Interrupt, Interrupted, TrainConfig,
 };
 use crate::{
@@ -31,8 +31,14 @@ use crate::{
     dist::{model_parameters, Group, Launch, Replica},
     infer::{self, metrics::Metrics},
     nn::{TextClassifier, TextClassifierConfig},
-    runtime::{fault, report::JsonFile, rng::generator_state},
+    runtime::report::JsonFile,
 };
+
+mod resume;
+mod saver;
+
+pub use resume::resume;
+use saver::Saver;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -55,89 +61,11 @@ pub fn train(config: &TrainConfig, interrupt: &Interrupt) -> Result<TrainOutcome
     let launch = Launch::from_env()?;
     if let Some(launch) = launch.as_ref().filter(|l| l.restart_count > 0) {
         if config.out.join(super::state::STATE_DIR).join(super::state::STATE_FILE).is_file() {
-            return resume_restarted(config, launch, interrupt);
+            return resume::resume_restarted(config, launch, interrupt);
         }
     }
     let workdir = std::env::current_dir().context("cannot read the working directory")?;
     Run::prepare(config.clone(), workdir, interrupt, launch.as_ref())?.go(None)
-}
-
-/// Rank `launch.rank`, restarted by torchrun with the command line it was started with, picks
-/// up its run from the last save in `config.out`.
-fn resume_restarted(config: &TrainConfig, launch: &Launch, interrupt: &Interrupt) -> Result<TrainOutcome> {
-    let out = &config.out;
-    let saved = super::state::load_state(out)?;
-    ensure!(
-        saved.config == *config,
-        "{} holds the training state of a run with other flags: give this run another --out",
-        out.display()
-    );
-    if saved.finished {
-        eprintln!("rank {}: the run in {} has finished; nothing to resume", launch.rank, out.display());
-        let best_epoch = saved.position.reports.iter().rev().find(|e| e.best).map(|e| e.epoch);
-        return Ok(TrainOutcome { epochs: saved.position.reports, best_epoch, test: saved.test });
-    }
-    resume_saved(out, saved, interrupt, Some(launch))
-}
-
-/// Continues the interrupted run whose checkpoint directory is `dir`, with the configuration it
-/// was started with (its paths read relative to the directory it was started in). Refused when
-/// the run finished, or when its data changed since.
-pub fn resume(dir: &Path, interrupt: &Interrupt) -> Result<TrainOutcome> {
-    let launch = Launch::from_env()?;
-    let saved = super::state::load_state(dir)?;
-    ensure!(
-        !saved.finished,
-        "the run in {} finished (epoch {} of {}); nothing to resume",
-        dir.display(),
-        saved.position.epochs_done(),
-        saved.config.epochs
-    );
-    resume_saved(dir, saved, interrupt, launch.as_ref())
-}
-
-/// Continues the unfinished run `saved`, read from `dir`, as rank `launch.rank` or alone.
-fn resume_saved(
-    dir: &Path,
-    saved: super::state::TrainingState,
-    interrupt: &Interrupt,
-    launch: Option<&Launch>,
-) -> Result<TrainOutcome> {
-    let world_size = launch.map_or(1, |l| l.world_size);
-    ensure!(
-        saved.world_size == world_size,
-        "{} holds a run on {} rank(s); resume it on as many (this is {world_size})",
-        dir.display(),
-        saved.world_size
-    );
-    let mut config = saved.config.clone();
-    config.resolve_paths(&saved.workdir);
-    config.out = dir.to_owned();
-    let run = Run::prepare(config, saved.workdir.clone(), interrupt, launch)?;
-    for (now, then) in run.data.iter().zip(&saved.data) {
-        ensure!(
-            now == then,
-            "the {} data changed since this run began ({} examples, SHA-256 {}…; it was started on {} \
-             examples, {}…): resume needs the data it started with, or start a new run",
-            now.split,
-            now.examples,
-            &now.sha256[..12],
-            then.examples,
-            &then.sha256[..12]
-        );
-    }
-    ensure!(run.data.len() == saved.data.len(), "the run's data splits changed since it began");
-    let resume = super::state::load_resume(dir, &saved, &run.vs, launch.map_or(0, |l| l.rank))?;
-    eprintln!(
-        "{}resuming {}: epoch {} of {}, batch {}",
-        launch.map_or(String::new(), |l| format!("rank {}: ", l.rank)),
-        dir.display(),
-        saved.position.epochs_done() + 1,
-        run.config.epochs,
-        saved.position.batches_done
-    );
-    let best_saved = saved.best_saved;
-    run.go(Some((resume, best_saved)))
 }
 
 /// A run with its data encoded and its model built.
@@ -427,104 +355,4 @@ fn build_model(
     vs.set_device(device);
     model.flatten_parameters()?; // as PyTorch's model.to(device) does on CUDA; a no-op on the CPU
     Ok((vs, model))
-}
-
-/// Saves the checkpoint directory and the training state at the points [`train`] promises, and
-/// stops the run when interrupted.
-struct Saver<'r, 'a> {
-    run: &'r Run<'a>,
-    /// Whether the directory's model is this run's best epoch (not yet before the first epoch
-    /// ends: a save before then writes the current weights, so the path always holds a model).
-    best_saved: bool,
-    /// Where the last save was: epochs finished, batches of the next one.
-    saved_at: (usize, usize),
-    /// Saves by this process, and the seconds they took.
-    saves: usize,
-    save_seconds: f64,
-}
-
-impl Saver<'_, '_> {
-    /// One atomic save of the model (the current weights when `new_best`, else the best so
-    /// far) and of the training state at `snapshot`.
-    fn save(&mut self, snapshot: &Snapshot<'_>, new_best: bool) -> Result<()> {
-        let run = self.run;
-        let started = Instant::now();
-        let generators = self.generators()?;
-        let position = snapshot.position;
-        if !run.leader() {
-            self.saved_at = (position.epochs_done(), position.batches_done);
-            return Ok(());
-        }
-        let weights = if new_best || !self.best_saved { Weights::Vars(&run.vs) } else { Weights::Kept };
-        self.best_saved |= new_best;
-        let adam = snapshot.optimizer.state()?;
-        let state = run.state(snapshot.position, adam.steps.clone(), self.best_saved);
-        let tensors = StateTensors { vs: &run.vs, adam, epoch_rng: snapshot.epoch_rng, generators };
-        let files = StateFiles { state, tensors: Some(tensors) };
-        checkpoint::save_with(&run.config.out, &run.checkpoint_config, weights, |dir| files.write(dir))?;
-        self.saved_at = (snapshot.position.epochs_done(), snapshot.position.batches_done);
-        self.saves += 1;
-        self.save_seconds += started.elapsed().as_secs_f64();
-        Ok(())
-    }
-}
-
-impl Saver<'_, '_> {
-    /// The default generators' states on every rank (one in a single-process run): the CPU's
-    /// and, on CUDA, the device's.
-    fn generators(&self) -> Result<Vec<Vec<(Device, Tensor)>>> {
-        let device = self.run.device;
-        let mut mine = vec![(Device::Cpu, generator_state(Device::Cpu)?)];
-        if let Device::Cuda(_) = device {
-            mine.push((device, generator_state(device)?));
-        }
-        let Some(replica) = &self.run.replica else { return Ok(vec![mine]) };
-        let mut ranks: Vec<Vec<(Device, Tensor)>> = (0..replica.world_size()).map(|_| Vec::new()).collect();
-        for (device, state) in mine {
-            for (rank, theirs) in replica.gather(&state)?.into_iter().enumerate() {
-                ranks[rank].push((device, theirs));
-            }
-        }
-        Ok(ranks)
-    }
-}
-
-impl Observer for Saver<'_, '_> {
-    fn stop_requested(&self) -> bool {
-        self.run.interrupt.requested()
-    }
-
-    fn after_batch(&mut self, snapshot: &Snapshot<'_>) -> Result<Flow> {
-        fault::batch_done(|| {
-            let position = snapshot.position;
-            position.reports.iter().map(|r| r.batch_losses.len()).sum::<usize>() + position.batches_done
-        });
-        let every = self.run.config.save_every;
-        let last_of_epoch = snapshot.position.batches_done == snapshot.epoch_batches;
-        if snapshot.stop_requested && !last_of_epoch {
-            self.save(snapshot, false)?;
-            return Ok(Flow::Stop);
-        }
-        // The epoch's last batch is saved with the epoch, after its dev evaluation.
-        if every > 0 && snapshot.position.batches_done.is_multiple_of(every) && !last_of_epoch {
-            self.save(snapshot, false)?;
-        }
-        Ok(Flow::Continue)
-    }
-
-    fn after_epoch(&mut self, epoch: &EpochReport, snapshot: &Snapshot<'_>) -> Result<Flow> {
-        let config = &self.run.config;
-        let dev = epoch.dev.as_ref().map_or(String::new(), |m| {
-            format!("  dev accuracy {:.4}  macro-F1 {:.4}", m.accuracy, m.macro_f1)
-        });
-        let mark = if epoch.best { format!("  saved {}", config.out.display()) } else { String::new() };
-        if self.run.leader() {
-            eprintln!(
-                "epoch {}/{}  train loss {:.4}{dev}  {:.1} s  {:.0} texts/s{mark}",
-                epoch.epoch, config.epochs, epoch.train_loss, epoch.seconds, epoch.texts_per_second
-            );
-        }
-        self.save(snapshot, epoch.best)?;
-        Ok(if snapshot.stop_requested { Flow::Stop } else { Flow::Continue })
-    }
 }
