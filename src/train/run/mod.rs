@@ -31,7 +31,7 @@ use crate::{
     dist::{model_parameters, Group, Launch, Replica},
     infer::{self, metrics::Metrics},
     nn::{TextClassifier, TextClassifierConfig},
-    runtime::report::JsonFile,
+    runtime::{device::DeviceSpec, report::JsonFile},
 };
 
 mod resume;
@@ -100,7 +100,11 @@ impl<'a> Run<'a> {
         launch: Option<&Launch>,
     ) -> Result<Self> {
         let started = Instant::now();
-        let device = config.runtime.init()?;
+        let mut device = config.runtime.init()?;
+        if let (Some(launch), Device::Cuda(index)) = (launch, device) {
+            // Each worker of a machine on its own GPU, as `torch.cuda.set_device(LOCAL_RANK)`.
+            device = DeviceSpec::Cuda(index + launch.local_rank).resolve()?;
+        }
         let adam_config = AdamConfig::with_lr(config.lr);
         adam_config.validate()?;
         config.validate()?;
