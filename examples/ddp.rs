@@ -93,6 +93,7 @@ fn main() -> ExitCode {
             let path = out.join(format!("rank{}.{name}", launch.rank));
             std::fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))?;
         }
+        group.barrier()?; // every rank done before any leaves (then `group` is dropped: shut down)
         Ok(())
     })
 }

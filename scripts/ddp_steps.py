@@ -54,6 +54,7 @@ def main():
                 p.grad.zero_()
     (out / f"rank{rank}.txt").write_text(losses)
     (out / f"rank{rank}.bin").write_bytes(b"".join(p.detach().contiguous().numpy().tobytes() for p in params))
+    dist.barrier()  # every rank done before any leaves: none closes its connections mid-teardown
     dist.destroy_process_group()
 
 

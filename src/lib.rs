@@ -9,7 +9,7 @@
 //! | model | [`nn`] | the recurrent layer (LSTM, GRU, RNN), the classifiers, PyTorch-exact initialisation, the cells' equations |
 //! | data | [`data`] | tokenizers, vocabulary, dataset loaders, batches |
 //! | training | [`train`] | the fit loop, a whole resumable run, Adam, interrupts |
-//! | distributed | [`dist`] | a rank of a `torch.distributed` job: its process group, DDP's averaging, sharding |
+//! | distributed | [`dist`] | a rank of a `torch.distributed` job: its process group, DDP's averaging, the sampler's shards, one rank of `train`, sharded `predict` and `eval` |
 //! | inference | [`infer`] | logits, probabilities, evaluation metrics |
 //! | serving | [`serve`] | `lstm-tch serve`: HTTP, dynamic batching, limits, metrics |
 //! | checkpoints | [`checkpoint`] | the format, loading, the atomic save |

@@ -208,20 +208,13 @@ impl<'a> FitLoop<'a> {
                 Some(replica) => self.train_batch(epoch, indices).with_context(|| in_job(replica))?,
                 None => self.train_batch(epoch, indices)?,
             } as f32;
-            let mut stop_requested = observer.stop_requested();
+            let stop_requested = observer.stop_requested();
+            let (step_loss, stop_requested) = match self.replica {
+                Some(replica) => self.record_step(loss, stop_requested).with_context(|| in_job(replica))?,
+                None => self.record_step(loss, stop_requested)?,
+            };
+            loss_sum += step_loss;
             let position = &mut self.position;
-            position.batch_losses.push(loss);
-            match self.replica {
-                Some(replica) => {
-                    let (losses, stop) =
-                        replica.agree(loss, stop_requested).with_context(|| in_job(replica))?;
-                    loss_sum += mean(&losses);
-                    position.rank_losses.push(losses);
-                    stop_requested = stop;
-                    self.stop_agreed = stop;
-                }
-                None => loss_sum += f64::from(loss),
-            }
             position.batches_done += 1;
             position.texts_seen += indices.len();
             position.seconds = seconds_before + started.elapsed().as_secs_f64();
@@ -244,6 +237,19 @@ impl<'a> FitLoop<'a> {
         }
         progress.finish();
         Ok(Some(loss_sum))
+    }
+
+    /// Records a step's `loss`; in a data-parallel run, with every rank's, the ranks agreeing
+    /// whether any asked to stop. Returns the step's loss as the epoch's mean counts it (the
+    /// mean over the ranks) and whether to stop after it.
+    fn record_step(&mut self, loss: f32, stop_requested: bool) -> Result<(f64, bool)> {
+        self.position.batch_losses.push(loss);
+        let Some(replica) = self.replica else { return Ok((f64::from(loss), stop_requested)) };
+        let (losses, stop) = replica.agree(loss, stop_requested)?;
+        let step_loss = mean(&losses);
+        self.position.rank_losses.push(losses);
+        self.stop_agreed = stop;
+        Ok((step_loss, stop))
     }
 
     /// One training step on the texts `indices`: forward, loss, backward, Adam; returns the

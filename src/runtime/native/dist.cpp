@@ -143,7 +143,16 @@ extern "C" char *lstm_tch_dist_join(const char *addr, int port, int rank, int wo
   }
 }
 
-extern "C" void lstm_tch_dist_free(LstmTchGroup *group) { delete group; }
+// Leaves the group as destroy_process_group() does (DC: pg.shutdown(), then the last reference
+// goes): the backend stops its work and closes its connections before it is freed.
+extern "C" void lstm_tch_dist_free(LstmTchGroup *group) {
+  try {
+    group->group->shutdown();
+  } catch (const std::exception &) {
+    // A peer already gone: nothing left to stop.
+  }
+  delete group;
+}
 
 // Sums `tensor` over the ranks, in place (dist.all_reduce).
 extern "C" char *lstm_tch_dist_all_reduce_sum(LstmTchGroup *group, at::Tensor *tensor) {
