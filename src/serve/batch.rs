@@ -5,7 +5,7 @@
 
 use std::{
     collections::VecDeque,
-    sync::mpsc,
+    sync::mpsc::{self, RecvTimeoutError},
     time::{Duration, Instant},
 };
 
@@ -141,6 +141,8 @@ pub(super) enum Next {
     Batch(Vec<ScoresJob>),
     /// An explanation, alone.
     Explain(ExplainJob),
+    /// Nothing arrived within the idle wait asked for.
+    Idle,
 }
 
 impl Queue {
@@ -150,20 +152,22 @@ impl Queue {
     }
 
     /// The next work to run, waiting for some: the batch the oldest request opens, or an
-    /// explanation; `None` once the queue is closed and empty.
-    pub fn next(&mut self) -> Option<Next> {
-        Some(match self.oldest()? {
+    /// explanation; [`Next::Idle`] when `idle` is given and nothing arrives within it; `None`
+    /// once the queue is closed and empty.
+    pub fn next(&mut self, idle: Option<Duration>) -> Option<Next> {
+        let oldest = match (self.pending.pop_front(), idle) {
+            (Some(work), _) => work,
+            (None, None) => self.jobs.recv().ok()?,
+            (None, Some(wait)) => match self.jobs.recv_timeout(wait) {
+                Ok(work) => work,
+                Err(RecvTimeoutError::Timeout) => return Some(Next::Idle),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            },
+        };
+        Some(match oldest {
             Work::Scores(first) => Next::Batch(self.fill(first)),
             Work::Explain(job) => Next::Explain(job),
         })
-    }
-
-    /// The oldest work queued, waiting for some; `None` once the queue is closed and empty.
-    fn oldest(&mut self) -> Option<Work> {
-        match self.pending.pop_front() {
-            Some(work) => Some(work),
-            None => self.jobs.recv().ok(),
-        }
     }
 
     /// Moves what the channel holds into `pending`: what is there now, then what arrives until
@@ -266,5 +270,30 @@ mod tests {
                 assert!(taken.is_empty() || texts * longest <= max_tokens, "{texts} × {longest}");
             }
         }
+    }
+
+    fn scores_job(tokens: usize) -> Work {
+        let (reply, _answer) = oneshot::channel();
+        let now = Instant::now();
+        Work::Scores(Job { input: vec![vec![1; tokens]], enqueued: now, deadline: now, reply })
+    }
+
+    #[test]
+    fn an_idle_wait_ends_in_idle_and_work_queued_is_still_taken_after_it() {
+        let (sender, jobs) = mpsc::channel();
+        let mut queue = Queue::new(jobs, limits(8, 1000));
+        let started = Instant::now();
+        assert!(matches!(queue.next(Some(Duration::from_millis(20))), Some(Next::Idle)));
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        sender.send(scores_job(3)).unwrap();
+        sender.send(scores_job(4)).unwrap();
+        match queue.next(Some(Duration::from_millis(20))) {
+            Some(Next::Batch(batch)) => assert_eq!(batch.len(), 2),
+            _ => panic!("the two queued requests should form one batch"),
+        }
+        drop(sender);
+        // Closed and empty: the end, with or without an idle wait.
+        assert!(queue.next(Some(Duration::from_millis(20))).is_none());
+        assert!(queue.next(None).is_none());
     }
 }

@@ -59,6 +59,17 @@ pub struct ServeConfig {
     /// keep a bounded latency under overload (0: no such limit).
     #[arg(long, default_value_t = 50.0, value_name = "MS")]
     pub max_queue_time: f64,
+    /// Milliseconds an idle model thread waits for work before it runs a one-text forward pass
+    /// to keep the model warm, while the last request came less than `--keep-warm-for` ago:
+    /// the first forward after some idle milliseconds runs several times slower than the next,
+    /// so at a low request rate this keeps latency as low as under load, for at most one short
+    /// pass per interval (0: never).
+    #[arg(long, default_value_t = 5.0, value_name = "MS")]
+    pub keep_warm: f64,
+    /// Seconds after the last request during which idle model threads keep the model warm; then
+    /// they wait without running anything.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub keep_warm_for: f64,
     /// Most texts in one request; past it, 413.
     #[arg(long, default_value_t = 32)]
     pub max_client_batch_size: usize,
@@ -113,9 +124,11 @@ impl ServeConfig {
             self.max_client_batch_size,
             self.max_batch_size
         );
-        for (name, ms) in
-            [("--max-batch-delay", self.max_batch_delay), ("--max-queue-time", self.max_queue_time)]
-        {
+        for (name, ms) in [
+            ("--max-batch-delay", self.max_batch_delay),
+            ("--max-queue-time", self.max_queue_time),
+            ("--keep-warm", self.keep_warm),
+        ] {
             ensure!(
                 (0.0..=MAX_SECONDS * 1e3).contains(&ms),
                 "{name} must be between 0 and {} ms, got {ms}",
@@ -128,6 +141,11 @@ impl ServeConfig {
             checks::positive(name, seconds)?;
             ensure!(seconds <= MAX_SECONDS, "{name} must be at most {MAX_SECONDS} s, got {seconds}");
         }
+        ensure!(
+            (0.0..=MAX_SECONDS).contains(&self.keep_warm_for),
+            "--keep-warm-for must be between 0 and {MAX_SECONDS} s, got {}",
+            self.keep_warm_for
+        );
         ensure!(
             !self.model_name.is_empty() && !self.model_name.contains('/'),
             "--model-name must be a non-empty name without '/'"
@@ -158,6 +176,13 @@ impl ServeConfig {
     /// [`Self::max_queue_time`] as a duration (`None`: no limit).
     pub fn queue_limit(&self) -> Option<Duration> {
         (self.max_queue_time > 0.0).then(|| Duration::from_secs_f64(self.max_queue_time / 1e3))
+    }
+
+    /// [`Self::keep_warm`] and [`Self::keep_warm_for`] as (interval, window); `None`: off.
+    pub fn keep_warm(&self) -> Option<(Duration, Duration)> {
+        (self.keep_warm > 0.0 && self.keep_warm_for > 0.0).then(|| {
+            (Duration::from_secs_f64(self.keep_warm / 1e3), Duration::from_secs_f64(self.keep_warm_for))
+        })
     }
 
     /// [`Self::request_timeout`] as a duration.

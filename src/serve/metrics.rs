@@ -43,6 +43,8 @@ pub struct Metrics {
     pub reloads: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Connections closed on an error, by reason (`header_timeout`: headers too slow; `other`).
     pub connection_errors: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Forward passes an idle model thread ran to keep the model warm (`--keep-warm`).
+    pub keep_warm_passes: Counter,
 }
 
 impl Default for Metrics {
@@ -59,6 +61,7 @@ impl Default for Metrics {
             dropped: Family::default(),
             reloads: Family::default(),
             connection_errors: Family::default(),
+            keep_warm_passes: Counter::default(),
         };
         let r = &mut metrics.registry;
         r.register("requests", "Requests answered, by route and status", metrics.requests.clone());
@@ -86,6 +89,11 @@ impl Default for Metrics {
             "connection_errors",
             "Connections closed on an error, by reason",
             metrics.connection_errors.clone(),
+        );
+        r.register(
+            "keep_warm_passes",
+            "Forward passes an idle model thread ran to keep the model warm",
+            metrics.keep_warm_passes.clone(),
         );
         metrics
     }

@@ -12,7 +12,12 @@ use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 use tch::Device;
 
-use super::{batch::BatchLimits, engine::Engine, metrics::Metrics, ServeConfig};
+use super::{
+    batch::BatchLimits,
+    engine::{Engine, KeepWarm},
+    metrics::Metrics,
+    ServeConfig,
+};
 use crate::{
     checkpoint::{self, Checkpoint},
     infer::TextEncoder,
@@ -90,7 +95,13 @@ impl Served {
             max_tokens: config.max_batch_tokens,
             max_delay: config.batch_delay(),
         };
-        let (engine, threads) = Engine::start(replicas, device, limits, metrics)?;
+        // The warming pass: one short text (it runs every op a request runs, at little cost).
+        let keep_warm = config.keep_warm().map(|(every, window)| KeepWarm {
+            every,
+            window,
+            sample: vec![encoder.encode("warm up").into_iter().cycle().take(4).collect()],
+        });
+        let (engine, threads) = Engine::start(replicas, device, limits, keep_warm, metrics)?;
         Ok(Self { engine, encoder, labels, info, dir: dir.to_owned(), threads: Mutex::new(threads) })
     }
 

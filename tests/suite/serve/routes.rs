@@ -1,6 +1,8 @@
 //! The routes' answers: `/predict` equals `predict`, `/explain` equals `explain --json`, and
 //! `/info`, the health checks, `/metrics` and the OpenAPI document.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use super::{checkpoint, predicted, scores, Reply, Server, TEXTS};
@@ -108,6 +110,36 @@ fn info_health_readiness_and_metrics() {
     ] {
         assert!(metrics.body.contains(name), "{name} not in:\n{}", metrics.body);
     }
+}
+
+/// The warming passes counted so far in `server`'s `/metrics`.
+fn keep_warm_passes(server: &Server) -> u64 {
+    let metrics = server.get("/metrics").body;
+    let line = metrics.lines().find(|l| l.starts_with("lstm_tch_keep_warm_passes_total "));
+    line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or_else(|| panic!("no count in:\n{metrics}"))
+}
+
+#[test]
+fn idle_model_threads_keep_warm_only_for_a_while_after_a_request() {
+    let server = Server::start(&["--keep-warm", "5", "--keep-warm-for", "0.3"]);
+    // The warm-up at start counts as work: passes for 0.3 s, then none.
+    std::thread::sleep(Duration::from_millis(800));
+    let settled = keep_warm_passes(&server);
+    assert!(settled > 0, "no warming pass after the start's warm-up");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(keep_warm_passes(&server), settled, "warming went on past --keep-warm-for");
+    // A request opens the window again: about 60 passes of 5 ms in 0.3 s, at most one per 5 ms.
+    assert_eq!(server.post("/predict", &json!({"inputs": "fine"})).status, 200);
+    std::thread::sleep(Duration::from_millis(800));
+    let after = keep_warm_passes(&server) - settled;
+    assert!((5..=70).contains(&after), "{after} warming passes in a 0.3 s window");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(keep_warm_passes(&server), settled + after, "warming went on past --keep-warm-for");
+    // Off: none at all.
+    let off = Server::start(&["--keep-warm", "0"]);
+    assert_eq!(off.post("/predict", &json!({"inputs": "fine"})).status, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(keep_warm_passes(&off), 0);
 }
 
 #[test]
