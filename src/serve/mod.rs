@@ -47,6 +47,9 @@ use self::{api::AppState, metrics::Metrics, served::Served};
 pub fn serve(config: &ServeConfig) -> Result<()> {
     config.validate()?;
     init_logs(config);
+    // The warm-up runs the largest batch the limits allow; memory freed after it is kept for
+    // the batches to come, so the resident set stays flat under load (docs/serving.md).
+    crate::runtime::allocator::retain_freed_memory();
     let device = config.runtime.init()?;
     let replicas = served::load_replicas(&config.checkpoint, config.worker_count(), device)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -105,13 +105,15 @@ impl Served {
         Ok(Self { engine, encoder, labels, info, dir: dir.to_owned(), threads: Mutex::new(threads) })
     }
 
-    /// One forward pass of a full batch per model thread, so that the first requests do not
-    /// pay libtorch's first-call costs and the engine knows its pace in large batches (the
-    /// backlog that `--max-queue-time` bounds). Not bound by `--request-timeout` (it may wait
-    /// out `--max-batch-delay`).
+    /// One forward pass of the largest batch the limits allow per model thread (`--max-batch-size`
+    /// texts of `--max-batch-tokens` / that many tokens, at most `--max-len`), so that the first
+    /// requests do not pay libtorch's first-call costs, the engine knows its pace in large
+    /// batches (the backlog that `--max-queue-time` bounds), and the memory of the largest batch
+    /// is taken now rather than under load. Not bound by `--request-timeout` (it may wait out
+    /// `--max-batch-delay`).
     pub async fn warm_up(&self) -> Result<()> {
         let (texts, tokens) = (self.info.max_batch_size, self.info.max_batch_tokens);
-        let length = (tokens / texts).clamp(1, 16);
+        let length = (tokens / texts).clamp(1, self.info.max_input_length.max(1));
         let one: Vec<i64> = self.encoder.encode("warm up").into_iter().cycle().take(length).collect();
         let deadline = Instant::now() + Duration::from_secs(600);
         let passes: Vec<_> = (0..self.info.workers)
