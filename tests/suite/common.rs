@@ -109,6 +109,32 @@ pub fn lstm_tch() -> PathBuf {
     }
 }
 
+/// The parity tests' training set: the header and first 240 texts of data/`sample`/train.tsv,
+/// written into `dir` as train.tsv (its path returned).
+pub fn parity_slice(dir: &std::path::Path, sample: &str) -> PathBuf {
+    let slice = dir.join("train.tsv");
+    let texts = std::fs::read_to_string(root().join("data").join(sample).join("train.tsv")).unwrap();
+    std::fs::write(&slice, texts.lines().take(241).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    slice
+}
+
+/// The parity tests' `lstm-tch train` flags beside the data, the batch and the model's own:
+/// 2 epochs of a small model from seed 3, on one thread, quietly (what
+/// `scripts/text_reference.py` is run with too).
+pub const PARITY_TRAIN_FLAGS: [&str; 11] = [
+    "--epochs",
+    "2",
+    "--embedding-dim",
+    "16",
+    "--hidden-size",
+    "24",
+    "--seed",
+    "3",
+    "--threads",
+    "1",
+    "--quiet",
+];
+
 /// A fresh, empty directory under the system's temporary directory.
 pub fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lstm-tch-{name}-{}", std::process::id()));

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use crate::common::{lstm_tch, python, root, run, tempdir, text};
+use crate::common::{lstm_tch, parity_slice, python, root, run, tempdir, text, PARITY_TRAIN_FLAGS};
 use lstm_tch::{checkpoint, data::Encoded, infer, runtime::device::DeviceSpec};
 use serde_json::Value;
 use tch::Device;
@@ -35,10 +35,8 @@ fn check(name: &str, sample: &str, model_flags: &[&str]) {
 /// PyTorch's logits from the Rust checkpoint.
 fn check_on(name: &str, sample: &str, device: &str, batch_size: &str, model_flags: &[&str]) {
     let dir = tempdir(&format!("text-parity-{name}"));
-    let slice = dir.join("train.tsv");
+    let slice = parity_slice(&dir, sample);
     let sample_dir = root().join("data").join(sample);
-    let sample = std::fs::read_to_string(sample_dir.join("train.tsv")).unwrap();
-    std::fs::write(&slice, sample.lines().take(241).collect::<Vec<_>>().join("\n") + "\n").unwrap();
     let (ckpt, report, encoded, py_report) =
         (dir.join("ckpt"), dir.join("rust.json"), dir.join("encoded.json"), dir.join("py.json"));
     let (dev, test) = (sample_dir.join("dev.tsv"), sample_dir.join("test.tsv"));
@@ -50,21 +48,10 @@ fn check_on(name: &str, sample: &str, device: &str, batch_size: &str, model_flag
         dev.to_str().unwrap(),
         "--test",
         test.to_str().unwrap(),
-        "--epochs",
-        "2",
         "--batch-size",
         batch_size,
         "--device",
         device,
-        "--embedding-dim",
-        "16",
-        "--hidden-size",
-        "24",
-        "--seed",
-        "3",
-        "--threads",
-        "1",
-        "--quiet",
         "--out",
         ckpt.to_str().unwrap(),
         "--report",
@@ -72,6 +59,7 @@ fn check_on(name: &str, sample: &str, device: &str, batch_size: &str, model_flag
         "--export-encoded",
         encoded.to_str().unwrap(),
     ];
+    args.extend_from_slice(&PARITY_TRAIN_FLAGS);
     args.extend_from_slice(model_flags);
     let output = run(lstm_tch(), &args);
     let (_, stderr) = text(&output);

@@ -10,8 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{torchrun_command, train::train_slice};
-use crate::common::{assert_clean_failure, lstm_tch, run, tempdir, text};
+use super::torchrun_command;
+use crate::common::{assert_clean_failure, lstm_tch, parity_slice, run, tempdir, text};
 
 /// A `torchrun --max-restarts` job of `lstm-tch train` on `slice` into `out` (2 epochs of
 /// 15 batches per rank at world size 2, saving every 3, with dropout: every generator matters),
@@ -33,7 +33,7 @@ fn job(world_size: usize, max_restarts: usize, slice: &Path, out: &Path, faults:
 #[test]
 fn a_killed_worker_is_restarted_and_the_run_ends_with_the_same_bytes() {
     let dir = tempdir("dist-kill");
-    let slice = train_slice(&dir, "sample");
+    let slice = parity_slice(&dir, "sample");
     for world_size in [2usize, 4] {
         let reference = dir.join(format!("reference-{world_size}"));
         let output = job(world_size, 0, &slice, &reference, &[]);
@@ -72,7 +72,7 @@ fn a_killed_worker_is_restarted_and_the_run_ends_with_the_same_bytes() {
 #[test]
 fn a_rank_that_dies_without_restarts_ends_the_job_and_its_state_needs_as_many_ranks() {
     let dir = tempdir("dist-death");
-    let slice = train_slice(&dir, "sample");
+    let slice = parity_slice(&dir, "sample");
     let out = dir.join("ckpt");
     let started = Instant::now();
     let output = job(2, 0, &slice, &out, &[("LSTM_TCH_FAULT_BATCH", "5"), ("LSTM_TCH_FAULT_RANK", "1")]);

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tch::Tensor;
 
 use super::torchrun_command;
-use crate::common::{assert_clean_failure, lstm_tch, root, tempdir, text};
+use crate::common::{assert_clean_failure, lstm_tch, parity_slice, root, tempdir, text, PARITY_TRAIN_FLAGS};
 
 /// One configuration of the matrix.
 struct Case {
@@ -23,14 +23,6 @@ struct Case {
     sample: &'static str,
     batch_size: usize,
     flags: &'static [&'static str],
-}
-
-/// The first 240 texts of data/`sample`/train.tsv, written into `dir`.
-pub(super) fn train_slice(dir: &Path, sample: &str) -> std::path::PathBuf {
-    let slice = dir.join("train.tsv");
-    let texts = std::fs::read_to_string(root().join("data").join(sample).join("train.tsv")).unwrap();
-    std::fs::write(&slice, texts.lines().take(241).collect::<Vec<_>>().join("\n") + "\n").unwrap();
-    slice
 }
 
 fn succeeded(output: Output, what: &str) -> Output {
@@ -86,7 +78,7 @@ fn check(world_size: usize, cases: &[Case]) {
     for case in cases {
         let case_dir = dir.join(case.name);
         std::fs::create_dir_all(&case_dir).unwrap();
-        let slice = train_slice(&case_dir, case.sample);
+        let slice = parity_slice(&case_dir, case.sample);
         let dev = root().join("data").join(case.sample).join("dev.tsv");
         let batch_size = case.batch_size.to_string();
         let mut rust = torchrun_command(world_size);
@@ -96,20 +88,10 @@ fn check(world_size: usize, cases: &[Case]) {
             &path(&slice),
             "--dev",
             &path(&dev),
-            "--epochs",
-            "2",
             "--batch-size",
             &batch_size,
-            "--embedding-dim",
-            "16",
-            "--hidden-size",
-            "24",
-            "--seed",
-            "3",
-            "--threads",
-            "1",
-            "--quiet",
         ]);
+        rust.args(PARITY_TRAIN_FLAGS);
         rust.arg("--out").arg(case_dir.join("ckpt")).arg("--report").arg(case_dir.join("rust.json"));
         rust.arg("--export-encoded").arg(case_dir.join("encoded.json"));
         succeeded(
@@ -241,7 +223,7 @@ fn free_port() -> u16 {
 #[test]
 fn ranks_started_with_other_flags_all_stop_with_one_line() {
     let dir = tempdir("dist-mismatch");
-    let slice = train_slice(&dir, "sample");
+    let slice = parity_slice(&dir, "sample");
     let port = free_port();
     let started = Instant::now();
     let ranks =
@@ -265,7 +247,7 @@ fn ranks_started_with_other_flags_all_stop_with_one_line() {
 #[test]
 fn a_rank_whose_store_is_not_there_stops_within_its_timeout() {
     let dir = tempdir("dist-no-store");
-    let slice = train_slice(&dir, "sample");
+    let slice = parity_slice(&dir, "sample");
     let port = free_port();
     let started = Instant::now();
     let output = Command::new(lstm_tch())
