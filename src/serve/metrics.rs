@@ -11,8 +11,8 @@ use prometheus_client::{
 /// Labels of a request: its route (the matched path, or `unmatched`) and status code.
 type RouteStatus = Vec<(&'static str, String)>;
 
-/// Histograms of seconds, one per label set.
-type SecondsByLabel = Family<Vec<(&'static str, String)>, Histogram, fn() -> Histogram>;
+/// Histograms of seconds, one per route and status.
+type SecondsByRouteStatus = Family<RouteStatus, Histogram, fn() -> Histogram>;
 
 /// Buckets for durations, from 0.5 ms to 10 s.
 fn seconds_histogram() -> Histogram {
@@ -24,8 +24,9 @@ pub struct Metrics {
     registry: Registry,
     /// Requests answered, by route and status.
     pub requests: Family<RouteStatus, Counter>,
-    /// Seconds from a request's headers to its answer, by route.
-    pub request_seconds: SecondsByLabel,
+    /// Seconds from a request's headers to its answer, by route and status (so that how fast
+    /// refusals are answered can be read apart from how long answers take).
+    pub request_seconds: SecondsByRouteStatus,
     /// Seconds a request waited for the model.
     pub queue_seconds: Histogram,
     /// Seconds a batch took in the model.
@@ -65,7 +66,11 @@ impl Default for Metrics {
         };
         let r = &mut metrics.registry;
         r.register("requests", "Requests answered, by route and status", metrics.requests.clone());
-        r.register("request_duration_seconds", "Request duration, by route", metrics.request_seconds.clone());
+        r.register(
+            "request_duration_seconds",
+            "Request duration, by route and status",
+            metrics.request_seconds.clone(),
+        );
         r.register(
             "queue_duration_seconds",
             "Time a request waited for the model",
@@ -102,8 +107,9 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request.
     pub fn record(&self, route: &str, status: u16, seconds: f64) {
-        self.requests.get_or_create(&vec![("route", route.to_owned()), ("status", status.to_string())]).inc();
-        self.request_seconds.get_or_create(&vec![("route", route.to_owned())]).observe(seconds);
+        let labels = vec![("route", route.to_owned()), ("status", status.to_string())];
+        self.requests.get_or_create(&labels).inc();
+        self.request_seconds.get_or_create(&labels).observe(seconds);
     }
 
     /// Everything, in Prometheus' text format.

@@ -103,7 +103,7 @@ fn info_health_readiness_and_metrics() {
     assert_eq!(metrics.status, 200);
     for name in [
         "lstm_tch_requests_total{route=\"/predict\",status=\"200\"} 1",
-        "lstm_tch_request_duration_seconds_bucket",
+        "lstm_tch_request_duration_seconds_count{route=\"/predict\",status=\"200\"} 1",
         "lstm_tch_queue_duration_seconds_count",
         "lstm_tch_inference_duration_seconds_count",
         "lstm_tch_queue_size",
