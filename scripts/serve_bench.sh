@@ -432,8 +432,10 @@ run_overload() {
   sampler "$server_pid" 1 $((overload_s - 1)) >"$dir/samples.tsv" &
   pid=$!
   started+=("$pid")
+  curl -sf "$server_url/metrics" >"$dir/overload.metrics0.txt"
   oha_run "$dir/overload.oha.json" "$overload_s" "$bodies" -c "$overload_connections" -q "$rate" \
     --latency-correction --db-url "$dir/overload.db"
+  curl -sf "$server_url/metrics" >"$dir/overload.metrics1.txt"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   forget "$pid"

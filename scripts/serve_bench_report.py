@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_bench import (REFUSED, classify_errors, oha_figures, pct, read_json, samples,  # noqa: E402
-                         sqlite_rows, summarize_server, times_p50)
+from serve_bench import (REFUSED, classify_errors, metric_value, oha_figures, pct, read_json,  # noqa: E402
+                         samples, sqlite_rows, summarize_server, times_p50)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,6 +57,38 @@ def load_section(run_dir, run):
 SETTLE_S = 1.0
 
 
+# oha keeps every result in one buffer that doubles when full (its channel's queue); the copy at
+# 2^k results (k >= 16: 8 MB and more) stops its one thread for milliseconds, up to about 70 at
+# 2^20, and every answer that arrives meanwhile is timed late (when the pause ends). PAUSE_S
+# after the 2^k-th answer is counted as such a pause.
+PAUSE_MIN_K, PAUSE_S = 16, 0.25
+
+
+def oha_pauses(rows):
+    """The end times of the 2^k-th answers (k >= PAUSE_MIN_K) of oha's run `rows`."""
+    ends = sorted(end for _, _, end, _ in rows)
+    return [ends[(1 << k) - 1] for k in range(PAUSE_MIN_K, 64) if (1 << k) <= len(ends)]
+
+
+def in_pause(end, pauses):
+    return any(0 <= end - p <= PAUSE_S for p in pauses)
+
+
+def server_seconds(before, after, status):
+    """The server's own /predict durations of `status` between two /metrics snapshots: (answers,
+    answers within 10 ms, the smallest bucket bound holding them all in seconds), or None."""
+    name = "lstm_tch_request_duration_seconds"
+    labels = f'route="/predict",status="{status}"'
+    delta = lambda n: (metric_value(after, n) or 0) - (metric_value(before, n) or 0)  # noqa: E731
+    total = delta(f"{name}_count{{{labels}}}")
+    if not total:
+        return None
+    bounds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+    within = {b: delta(f'{name}_bucket{{{labels},le="{b}"}}') for b in bounds}
+    slowest = next((b for b in bounds if within[b] >= total), None)
+    return dict(answers=int(total), within_10ms=int(within[0.01]), all_within_s=slowest)
+
+
 def overload_section(d):
     info = read_json(d / "overload.json", {})
     all_rows = sqlite_rows(d / "overload.db")
@@ -75,7 +107,14 @@ def overload_section(d):
     peak = max((r for _, r, _ in rss), default=None)
     after = oha_figures(d / "after.oha.json", info.get("p99_limit_ms", 50)) if (d / "after.oha.json").exists() else None
     seconds = fig["elapsed_s"] - SETTLE_S
+    pauses = oha_pauses(all_rows)
+    slow_refusals = [end for start, _, end, status in rows if status == 429 and (end - start) * 1e3 > 10]
+    snapshots = [d / f"overload.metrics{i}.txt" for i in (0, 1)]
+    metrics = [p.read_text() for p in snapshots] if all(p.exists() for p in snapshots) else None
     return dict(
+        oha_pauses=len(pauses), refused_over_10ms_in_pauses=sum(in_pause(e, pauses) for e in slow_refusals),
+        server_429=server_seconds(*metrics, 429) if metrics else None,
+        server_200=server_seconds(*metrics, 200) if metrics else None,
         info=info, settle_s=SETTLE_S, requests=len(all_rows) + sum(fig["errors"].values()),
         refused_429_all=sum(1 for r in all_rows if r[3] == 429), accepted=len(accepted), refused_429=len(refused),
         other_statuses=other, errors=fig["errors"], offered_rps=info.get("rate"),
@@ -261,6 +300,15 @@ def met_within(value, limit):
     return verdict(None if value is None else value <= limit)
 
 
+def server_row(what, fig):
+    """A table row of the server's own durations of `what` (server_seconds)."""
+    if not fig:
+        return f"| {what} by the server's own clock | no /metrics snapshots | | |"
+    bound = "—" if fig["all_within_s"] is None else f"{fig['all_within_s'] * 1e3:g} ms"
+    return (f"| {what} by the server's own clock (headers read → answer; /metrics) | {fig['within_10ms']:,} of "
+            f"{fig['answers']:,} within 10 ms, all within {bound} | | |")
+
+
 def overload_markdown(run, overload):
     if not overload:
         return []
@@ -277,6 +325,11 @@ def overload_markdown(run, overload):
              f"{fmt(overload['refused_p99_ms'], 2)} / {fmt(overload['refused_max_ms'], 2)} ms "
              f"({overload['refused_over_10ms']:,} over 10 ms) | every one ≤ 10 ms | "
              f"{met_within(overload['refused_max_ms'], 10)} |",
+             f"| … of those over 10 ms, answered within {PAUSE_S * 1e3:g} ms after oha's result buffer doubled "
+             f"(its thread paused; {overload['oha_pauses']} doublings from 2^{PAUSE_MIN_K} results) | "
+             f"{overload['refused_over_10ms_in_pauses']:,} of {overload['refused_over_10ms']:,} | | |",
+             server_row("429s", overload["server_429"]),
+             server_row("200s", overload["server_200"]),
              f"| accepted: req/s, p50 / p99 | {fmt(overload['accepted_rps'], 0)}, "
              f"{fmt(overload['accepted_p50_ms'], 1)} / {fmt(overload['accepted_p99_ms'], 1)} ms | p99 ≤ 100 ms | "
              f"{met_within(overload['accepted_p99_ms'], 100)} |",
