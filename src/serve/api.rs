@@ -21,7 +21,7 @@ use tch::Device;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    engine::EngineError,
+    answer::EngineError,
     metrics::Metrics,
     served::{Info, Served},
     ServeConfig,
@@ -88,11 +88,14 @@ impl AppState {
             ));
         };
         let backlog = served.engine.backlog();
-        if self.config.queue_limit().is_some_and(|limit| backlog > limit) {
+        if let Err((threshold, limit)) = served.engine.admits(backlog) {
+            // Milliseconds to three places, without trailing zeros: `50`, `0.5`.
+            let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
             let message = format!(
-                "the model is {:.0} ms behind (--max-queue-time {} ms); retry later",
-                backlog.as_secs_f64() * 1e3,
-                self.config.max_queue_time
+                "the model is {} ms behind, over the {} ms it admits now (--max-queue-time {} ms); retry later",
+                ms(backlog).round(),
+                ms(threshold).round(),
+                ms(limit)
             );
             return Err(overloaded("queue_time", message));
         }

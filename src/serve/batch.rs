@@ -11,7 +11,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use super::engine::{Answer, EngineError, Scores};
+use super::answer::{Answer, EngineError, Scores};
 use crate::lab::explain::Explanation;
 
 /// How the engine forms batches.

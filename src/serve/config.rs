@@ -54,9 +54,10 @@ pub struct ServeConfig {
     /// Requests in the system at once (queued or running); past it, 429 at once.
     #[arg(long, default_value_t = 512)]
     pub max_concurrent_requests: usize,
-    /// Milliseconds a new request may expect to wait for the model (the tokens queued, and half
-    /// of those running, at the model's measured pace); past it, 429 at once, so that accepted requests
-    /// keep a bounded latency under overload (0: no such limit).
+    /// Milliseconds a request may wait for the model: a new request is refused at once (429)
+    /// when the expected wait (the tokens queued, and half of those running, at the model's
+    /// measured pace) is over it, or over the lower threshold the measured waits call for, so
+    /// that accepted requests keep a bounded latency under overload (0: no such limit).
     #[arg(long, default_value_t = 50.0, value_name = "MS")]
     pub max_queue_time: f64,
     /// Milliseconds an idle model thread waits for work before it runs a one-text forward pass

@@ -32,6 +32,8 @@ use tch::Device;
 use tokio::sync::oneshot;
 
 use super::{
+    admission::QueueTimeLimit,
+    answer::{Answer, EngineError, Scores},
     batch::{BatchLimits, ExplainJob, Job, Next, Queue, ScoresJob, Tokens, Work},
     metrics::Metrics,
 };
@@ -40,50 +42,6 @@ use crate::{
     infer,
     lab::explain::{self, Explanation},
 };
-
-/// The class scores of a request's texts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scores {
-    /// Logits [texts × classes], flattened.
-    pub logits: Vec<f32>,
-    /// Class probabilities [texts × classes], flattened: the softmax `predict` computes.
-    pub probabilities: Vec<f32>,
-}
-
-/// What the model computed for one request, and how long it took.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer<T> {
-    /// The result: [`Scores`], or one [`Explanation`] per text.
-    pub output: T,
-    /// Time the request waited in the queue.
-    pub queue_time: Duration,
-    /// Time its batch took in the model.
-    pub inference_time: Duration,
-}
-
-/// Why a request got no answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EngineError {
-    /// Its deadline passed while it was queued.
-    TimedOut,
-    /// The engine has stopped (the server is shutting down).
-    Stopped,
-    /// The model cannot do this on its device.
-    Unsupported(String),
-    /// The model failed on its batch.
-    Model(String),
-}
-
-impl std::fmt::Display for EngineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EngineError::TimedOut => f.write_str("the request timed out in the queue"),
-            EngineError::Stopped => f.write_str("the server is shutting down"),
-            EngineError::Unsupported(e) => f.write_str(e),
-            EngineError::Model(e) => write!(f, "inference failed: {e}"),
-        }
-    }
-}
 
 /// How an idle model thread keeps its model warm: while the last batch was taken less than
 /// `window` ago, the thread waiting for work runs one forward pass of `sample` after each `every`
@@ -124,22 +82,33 @@ struct QueueStatus {
     /// When a model thread last took a batch or an explanation, in nanoseconds since the engine
     /// started (0: never).
     last_work: AtomicU64,
+    /// `--max-queue-time` and the threshold the backlog is held to now (`None`: no limit).
+    queue_limit: Option<QueueTimeLimit>,
 }
 
 impl Engine {
     /// Starts one model thread per checkpoint of `replicas` (copies of one model, each on
     /// `device`), which own them from now on and take turns forming batches from one queue;
     /// they stop when every handle is dropped and the queue is empty. `metrics` records every
-    /// batch; `keep_warm` (if any) says how idle threads keep the model warm.
+    /// batch; `keep_warm` (if any) says how idle threads keep the model warm; `queue_limit` (if
+    /// any) is `--max-queue-time` ([`Self::admits`]).
     pub fn start(
         replicas: Vec<Checkpoint>,
         device: Device,
         limits: BatchLimits,
         keep_warm: Option<KeepWarm>,
+        queue_limit: Option<Duration>,
         metrics: Arc<Metrics>,
     ) -> Result<(Self, Vec<thread::JoinHandle<()>>)> {
         let (sender, jobs) = mpsc::channel();
-        let status = Arc::new(QueueStatus { workers: replicas.len().max(1), ..QueueStatus::default() });
+        let status = Arc::new(QueueStatus {
+            workers: replicas.len().max(1),
+            queue_limit: queue_limit.map(QueueTimeLimit::new),
+            ..QueueStatus::default()
+        });
+        if let Some(limit) = &status.queue_limit {
+            metrics.queue_time_threshold.set(limit.threshold().as_secs_f64());
+        }
         let queue = Arc::new(Mutex::new(Queue::new(jobs, limits)));
         let (mut threads, started) = (vec![], Instant::now());
         for (i, ckpt) in replicas.into_iter().enumerate() {
@@ -216,6 +185,16 @@ impl Engine {
         let nanos = tokens.saturating_mul(self.status.nanos_per_token.load(Ordering::SeqCst));
         Duration::from_nanos(nanos / self.status.workers as u64)
     }
+
+    /// Whether a new request may be queued with the model `backlog` behind: within the threshold
+    /// of `--max-queue-time`, corrected by the waits measured ([`super::admission`]). `Err`: the
+    /// threshold now and the limit.
+    pub fn admits(&self, backlog: Duration) -> Result<(), (Duration, Duration)> {
+        match &self.status.queue_limit {
+            Some(limit) if backlog > limit.threshold() => Err((limit.threshold(), limit.limit())),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Lowers the calling thread's priority (nice +10, Linux): when the CPU is short, the HTTP
@@ -252,6 +231,10 @@ impl Worker {
             match self.next() {
                 None => return,
                 Some(Next::Batch(batch)) => {
+                    if let (Some(limit), Some(oldest)) = (&self.status.queue_limit, batch.first()) {
+                        limit.observe(oldest.enqueued.elapsed());
+                        self.metrics.queue_time_threshold.set(limit.threshold().as_secs_f64());
+                    }
                     let live: Vec<ScoresJob> = batch.into_iter().filter_map(|job| self.admit(job)).collect();
                     if !live.is_empty() {
                         self.score(live);

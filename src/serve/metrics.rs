@@ -2,6 +2,8 @@
 //! `prometheus-client`: requests by route and status and their duration, queue time, inference
 //! time, batch size, queue depth, dropped requests, model reloads and connection errors.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::{
     encoding::text::encode,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -35,6 +37,9 @@ pub struct Metrics {
     pub batch_texts: Histogram,
     /// Requests queued, not yet in a batch.
     pub queue_depth: Gauge,
+    /// The expected wait a new request is admitted within now (`--max-queue-time`, corrected by
+    /// the waits measured), in seconds.
+    pub queue_time_threshold: Gauge<f64, AtomicU64>,
     /// Requests refused with 429, by reason (`concurrency`: `--max-concurrent-requests`;
     /// `queue_time`: `--max-queue-time`).
     pub refused: Family<Vec<(&'static str, &'static str)>, Counter>,
@@ -58,6 +63,7 @@ impl Default for Metrics {
             inference_seconds: seconds_histogram(),
             batch_texts: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             queue_depth: Gauge::default(),
+            queue_time_threshold: Gauge::default(),
             refused: Family::default(),
             dropped: Family::default(),
             reloads: Family::default(),
@@ -83,6 +89,11 @@ impl Default for Metrics {
         );
         r.register("batch_size", "Texts per batch", metrics.batch_texts.clone());
         r.register("queue_size", "Requests queued, not yet in a batch", metrics.queue_depth.clone());
+        r.register(
+            "queue_time_threshold_seconds",
+            "The expected wait a new request is admitted within now",
+            metrics.queue_time_threshold.clone(),
+        );
         r.register("requests_refused", "Requests refused with 429, by reason", metrics.refused.clone());
         r.register(
             "requests_dropped",

@@ -2,9 +2,10 @@
 //!
 //! - [`ServeConfig`]: the flags, as plain values;
 //! - `served`: one loaded checkpoint being served (engine, encoder, labels, `/info`);
-//! - `engine`: the model thread and its queue: a batch forms whenever the model is free, up to
-//!   `--max-batch-size` texts and `--max-batch-tokens` padded tokens; `batch`: which queued
-//!   requests join it (the oldest, then the nearest in length);
+//! - `engine`: the model threads and their queue: a batch forms whenever the model is free, up
+//!   to `--max-batch-size` texts and `--max-batch-tokens` padded tokens; `batch`: which queued
+//!   requests join it (the oldest, then the nearest in length); `answer`: what a request gets;
+//! - `admission`: the `--max-queue-time` threshold, corrected by the waits measured;
 //! - `api`: the shared state, errors as `{"error", "error_type"}`, admission and the small
 //!   routes; `predict`: `/predict` and `/explain` (text-embeddings-inference's shapes); `v2`:
 //!   the Open Inference Protocol; `admin`: reload (`/admin/reload`, SIGHUP); `openapi`: the
@@ -18,6 +19,8 @@
 //! accepted request is answered, and it returns. docs/serving.md has the routes and knobs.
 
 mod admin;
+mod admission;
+mod answer;
 mod api;
 mod batch;
 mod config;

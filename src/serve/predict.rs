@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
+    answer::Scores,
     api::{timed_json, ApiError, ApiJson, AppState, ErrorBody},
-    engine::Scores,
 };
 
 /// `POST /predict`'s body: one text or a list (text-embeddings-inference's shape). Other

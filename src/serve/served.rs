@@ -101,7 +101,8 @@ impl Served {
             window,
             sample: vec![encoder.encode("warm up").into_iter().cycle().take(4).collect()],
         });
-        let (engine, threads) = Engine::start(replicas, device, limits, keep_warm, metrics)?;
+        let (engine, threads) =
+            Engine::start(replicas, device, limits, keep_warm, config.queue_limit(), metrics)?;
         Ok(Self { engine, encoder, labels, info, dir: dir.to_owned(), threads: Mutex::new(threads) })
     }
 

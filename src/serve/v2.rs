@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::{
+    answer::Scores,
     api::{self, timed_json, ApiError, ApiJson, AppState, ErrorBody},
-    engine::Scores,
 };
 
 /// The outputs a model gives, in this order unless the request names some.
