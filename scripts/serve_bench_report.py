@@ -326,7 +326,7 @@ def overload_markdown(run, overload):
              f"({overload['refused_over_10ms']:,} over 10 ms) | every one ≤ 10 ms | "
              f"{met_within(overload['refused_max_ms'], 10)} |",
              f"| … of those over 10 ms, answered within {PAUSE_S * 1e3:g} ms after oha's result buffer doubled "
-             f"(its thread paused; {overload['oha_pauses']} doublings from 2^{PAUSE_MIN_K} results) | "
+             f"(its thread paused; doublings from 2^{PAUSE_MIN_K} results: {overload['oha_pauses']}) | "
              f"{overload['refused_over_10ms_in_pauses']:,} of {overload['refused_over_10ms']:,} | | |",
              server_row("429s", overload["server_429"]),
              server_row("200s", overload["server_200"]),
