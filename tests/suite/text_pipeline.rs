@@ -248,6 +248,25 @@ fn save(path: &Path, vs: &nn::VarStore, model: &TextClassifier) -> CheckpointCon
 }
 
 #[test]
+fn max_pooling_gives_the_same_logits_with_and_without_gradients() {
+    // With gradients the maximum over the steps is `max(1)` (its backward is PyTorch's); in
+    // inference it is `amax`, a faster reduction: the same logits, bit for bit, for every cell,
+    // direction and depth.
+    let data = Encoded::from_ids(&sentences(), vec![0; 4]).unwrap();
+    let batch = data.batch(&[0, 1, 2, 3]).unwrap();
+    for cell in CELLS {
+        for (bidirectional, layers) in [(false, 1), (true, 2)] {
+            let (_vs, model) = model(cell, bidirectional, layers, Pooling::Max);
+            let with_gradients = model.forward(&batch.tokens, &batch.lengths, false).unwrap();
+            assert!(with_gradients.requires_grad());
+            let inference = tch::no_grad(|| model.forward(&batch.tokens, &batch.lengths, false)).unwrap();
+            assert!(!inference.requires_grad());
+            assert!(with_gradients.equal(&inference), "{cell} {bidirectional} {layers}");
+        }
+    }
+}
+
+#[test]
 fn save_then_load_gives_identical_logits() {
     // Every cell × directions × layers × pooling: the weights are saved under the cell's names
     // (`lstm.*`, `gru.*`, `rnn.*`), the config says which cell, and the loaded model gives the
