@@ -31,11 +31,6 @@ impl QueueTimeLimit {
         Self { limit, threshold: AtomicU64::new(nanos(limit)) }
     }
 
-    /// `--max-queue-time`.
-    pub fn limit(&self) -> Duration {
-        self.limit
-    }
-
     /// The most a new request may expect to wait now.
     pub fn threshold(&self) -> Duration {
         Duration::from_nanos(self.threshold.load(Ordering::Relaxed))

@@ -88,14 +88,12 @@ impl AppState {
             ));
         };
         let backlog = served.engine.backlog();
-        if let Err((threshold, limit)) = served.engine.admits(backlog) {
-            // Milliseconds to three places, without trailing zeros: `50`, `0.5`.
-            let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        if let Err(threshold) = served.engine.admits(backlog) {
             let message = format!(
-                "the model is {} ms behind, over the {} ms it admits now (--max-queue-time {} ms); retry later",
-                ms(backlog).round(),
-                ms(threshold).round(),
-                ms(limit)
+                "the model is {:.0} ms behind, over the {:.0} ms it admits now (--max-queue-time {} ms); retry later",
+                backlog.as_secs_f64() * 1e3,
+                threshold.as_secs_f64() * 1e3,
+                self.config.max_queue_time
             );
             return Err(overloaded("queue_time", message));
         }

@@ -188,10 +188,10 @@ impl Engine {
 
     /// Whether a new request may be queued with the model `backlog` behind: within the threshold
     /// of `--max-queue-time`, corrected by the waits measured ([`super::admission`]). `Err`: the
-    /// threshold now and the limit.
-    pub fn admits(&self, backlog: Duration) -> Result<(), (Duration, Duration)> {
-        match &self.status.queue_limit {
-            Some(limit) if backlog > limit.threshold() => Err((limit.threshold(), limit.limit())),
+    /// threshold now.
+    pub fn admits(&self, backlog: Duration) -> Result<(), Duration> {
+        match self.status.queue_limit.as_ref().map(QueueTimeLimit::threshold) {
+            Some(threshold) if backlog > threshold => Err(threshold),
             _ => Ok(()),
         }
     }
