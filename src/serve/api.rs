@@ -90,7 +90,7 @@ impl AppState {
         let backlog = served.engine.backlog();
         if let Err(threshold) = served.engine.admits(backlog) {
             let message = format!(
-                "the model is {:.0} ms behind, over the {:.0} ms it admits now (--max-queue-time {} ms); retry later",
+                "the model is {:.1} ms behind, over the {:.1} ms it admits now (--max-queue-time {} ms); retry later",
                 backlog.as_secs_f64() * 1e3,
                 threshold.as_secs_f64() * 1e3,
                 self.config.max_queue_time
