@@ -22,6 +22,6 @@ mod text;
 pub use cell::Cell;
 pub use recurrent::{Recurrent, RecurrentConfig, RecurrentOutput};
 pub use sequence::{
-    cross_entropy, weighted_cross_entropy, Pooling, SequenceClassifier, SequenceClassifierConfig,
+    cross_entropy, weighted_cross_entropy, LstmKernel, Pooling, SequenceClassifier, SequenceClassifierConfig,
 };
 pub use text::{TextArchitecture, TextClassifier, TextClassifierConfig};

@@ -39,7 +39,7 @@ use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use super::{init, Cell, Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
+use super::{init, Cell, LstmKernel, Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
 use crate::data::vocab::PAD_ID;
 use crate::runtime::checks;
 
@@ -164,6 +164,7 @@ pub struct TextClassifier {
     embedding: Tensor,
     classifier: SequenceClassifier,
     config: TextClassifierConfig,
+    lstm_kernel: LstmKernel,
 }
 
 impl TextClassifier {
@@ -178,12 +179,24 @@ impl TextClassifier {
             PAD_ID,
         )?;
         let classifier = SequenceClassifier::new(path, config.classifier())?;
-        Ok(Self { embedding, classifier, config })
+        Ok(Self { embedding, classifier, config, lstm_kernel: LstmKernel::Packed })
     }
 
     /// The model's hyperparameters.
     pub fn config(&self) -> &TextClassifierConfig {
         &self.config
+    }
+
+    /// Which kernel runs the LSTM in inference on the CPU ([`LstmKernel::Packed`], PyTorch's
+    /// bits, unless set).
+    pub fn lstm_kernel(&self) -> LstmKernel {
+        self.lstm_kernel
+    }
+
+    /// Runs the LSTM in inference on the CPU with `kernel` from now on (training, other cells
+    /// and CUDA are unaffected: see [`LstmKernel`]).
+    pub fn set_lstm_kernel(&mut self, kernel: LstmKernel) {
+        self.lstm_kernel = kernel;
     }
 
     /// `flatten_parameters()` for the recurrent layer: see [`SequenceClassifier::flatten_parameters`].
@@ -204,14 +217,20 @@ impl TextClassifier {
     }
 
     /// Logits [batch, num_classes] for `tokens` [batch, longest] (int64, on the model's device,
-    /// padded with 0) of real `lengths` [batch] (int64, CPU). `train` enables dropout. A text's
-    /// logits do not depend on the rest of its batch: padding never enters the recurrent layer.
+    /// padded with 0) of real `lengths` [batch] (int64, CPU). `train` enables dropout (and
+    /// always runs packed); in evaluation the LSTM runs on [`Self::lstm_kernel`]. A text's logits
+    /// do not depend on the rest of its batch (beyond rounding, with [`LstmKernel::Onednn`]):
+    /// padding never enters the recurrent layer.
     pub fn forward(&self, tokens: &Tensor, lengths: &Tensor, train: bool) -> Result<Tensor> {
         ensure!(tokens.dim() == 2, "expected tokens [batch, length], got {:?}", tokens.size());
         let embedded = Tensor::f_embedding(&self.embedding, tokens, PAD_ID, false, false)?
             .f_dropout(self.config.architecture.embedding_dropout, train)?;
-        let features =
-            self.classifier.pooled_packed(&embedded, lengths, train, self.config.architecture.pooling)?;
+        let pooling = self.config.architecture.pooling;
+        let features = if !train && self.lstm_kernel == LstmKernel::Onednn {
+            self.classifier.pooled_by_direction(&embedded, lengths, pooling)?
+        } else {
+            self.classifier.pooled_packed(&embedded, lengths, train, pooling)?
+        };
         self.classifier.classify(&features.f_dropout(self.config.architecture.output_dropout, train)?)
     }
 }

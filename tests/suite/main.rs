@@ -22,6 +22,7 @@ mod dist;
 #[cfg(all(target_os = "linux", feature = "fault-injection"))]
 mod failing_writes;
 mod hostile_inputs;
+mod lstm_kernel;
 mod model;
 mod parity;
 mod pipes;
