@@ -10,6 +10,7 @@ use super::DEFAULT_CHECKPOINT;
 use crate::{
     checkpoint,
     lab::{explain, plot},
+    nn::LstmKernel,
     runtime::{device::set_threads, report},
 };
 
@@ -38,6 +39,10 @@ pub struct ExplainArgs {
     /// libtorch intra-op threads; libtorch's default when absent.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// The LSTM's kernel for the running probabilities: packed (PyTorch's values, bit for bit)
+    /// or onednn (what `serve` runs by default; the same values up to rounding).
+    #[arg(long, value_enum, default_value_t)]
+    pub lstm_kernel: LstmKernel,
 }
 
 /// Runs `lstm-tch explain` (on the CPU).
@@ -52,7 +57,8 @@ pub fn explain(args: &ExplainArgs) -> Result<()> {
         }
         None => None,
     };
-    let ckpt = checkpoint::load(&args.checkpoint, Device::Cpu)?;
+    let mut ckpt = checkpoint::load(&args.checkpoint, Device::Cpu)?;
+    ckpt.model.set_lstm_kernel(args.lstm_kernel);
     let mut maps = vec![];
     for (i, text) in args.texts.iter().enumerate() {
         let explanation = explain::explain(&ckpt, text)?;
