@@ -98,8 +98,8 @@ async fn reload_from(state: &AppState, dir: Option<PathBuf>) -> Result<Info> {
 /// `dir`'s checkpoint, read on a blocking thread, started and warmed up.
 async fn load(state: &AppState, dir: PathBuf) -> Result<Served> {
     let device = state.device;
-    let (read, count) = (dir.clone(), state.config.worker_count());
-    let replicas = tokio::task::spawn_blocking(move || served::load_replicas(&read, count, device))
+    let (read, count, kernel) = (dir.clone(), state.config.worker_count(), state.config.lstm_kernel);
+    let replicas = tokio::task::spawn_blocking(move || served::load_replicas(&read, count, device, kernel))
         .await
         .context("the loading thread failed")??;
     let served = Served::start(&dir, replicas, &state.config, device, state.metrics.clone())?;

@@ -54,7 +54,8 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
     // the batches to come, so the resident set stays flat under load (docs/serving.md).
     crate::runtime::allocator::retain_freed_memory();
     let device = config.runtime.init()?;
-    let replicas = served::load_replicas(&config.checkpoint, config.worker_count(), device)?;
+    let replicas =
+        served::load_replicas(&config.checkpoint, config.worker_count(), device, config.lstm_kernel)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lstm-tch-http")

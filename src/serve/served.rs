@@ -21,6 +21,7 @@ use super::{
 use crate::{
     checkpoint::{self, Checkpoint},
     infer::TextEncoder,
+    nn::{Cell, LstmKernel},
 };
 
 /// A checkpoint being served. Handlers take an `Arc` of the current one when a request starts
@@ -51,6 +52,9 @@ pub struct Info {
     pub model_name: String,
     /// `lstm`, `gru` or `rnn`.
     pub cell: String,
+    /// What runs the recurrent layer: `onednn` (an LSTM on the CPU with `--lstm-kernel
+    /// onednn`) or `packed`.
+    pub lstm_kernel: String,
     /// The class names.
     pub labels: Vec<String>,
     /// The tokenizer mode and whether it lower-cases.
@@ -135,9 +139,21 @@ impl Served {
     }
 }
 
-/// `count` copies of the checkpoint in `dir`, on `device`: one per model thread.
-pub fn load_replicas(dir: &Path, count: usize, device: Device) -> Result<Vec<Checkpoint>> {
-    (0..count.max(1)).map(|_| checkpoint::load(dir, device)).collect()
+/// `count` copies of the checkpoint in `dir`, on `device`, their LSTM run by `kernel`: one per
+/// model thread.
+pub fn load_replicas(
+    dir: &Path,
+    count: usize,
+    device: Device,
+    kernel: LstmKernel,
+) -> Result<Vec<Checkpoint>> {
+    (0..count.max(1))
+        .map(|_| {
+            let mut ckpt = checkpoint::load(dir, device)?;
+            ckpt.model.set_lstm_kernel(kernel);
+            Ok(ckpt)
+        })
+        .collect()
 }
 
 impl Info {
@@ -148,6 +164,15 @@ impl Info {
             model_id: dir.display().to_string(),
             model_name: config.model_name.clone(),
             cell: ckpt.config.model.architecture.cell.to_string(),
+            lstm_kernel: if ckpt.model.lstm_kernel() == LstmKernel::Onednn
+                && ckpt.config.model.architecture.cell == Cell::Lstm
+                && device == Device::Cpu
+            {
+                "onednn"
+            } else {
+                "packed"
+            }
+            .to_owned(),
             labels: ckpt.labels.names().to_vec(),
             tokenizer: serde_json::to_value(ckpt.config.tokenizer).unwrap_or_default(),
             max_input_length: ckpt.config.max_len,

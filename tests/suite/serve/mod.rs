@@ -194,15 +194,22 @@ pub(super) fn parse(raw: &[u8]) -> Reply {
     Reply { status, headers, body: body.to_owned() }
 }
 
-/// `lstm-tch predict --json` on `texts` (one call, one batch): each text's probabilities.
+/// `lstm-tch predict --json` on `texts` (one call, one batch) with the LSTM kernel the server
+/// runs by default (`--lstm-kernel onednn`): each text's probabilities.
 pub(super) fn predicted(texts: &[&str]) -> Vec<Value> {
     predicted_by(checkpoint(), texts)
 }
 
 /// [`predicted`] with the checkpoint `ckpt`.
 pub(super) fn predicted_by(ckpt: &std::path::Path, texts: &[&str]) -> Vec<Value> {
+    predicted_with(ckpt, "onednn", texts)
+}
+
+/// [`predicted`] with the checkpoint `ckpt` and `--lstm-kernel kernel`.
+pub(super) fn predicted_with(ckpt: &std::path::Path, kernel: &str, texts: &[&str]) -> Vec<Value> {
     let ckpt = ckpt.to_str().unwrap().to_owned();
-    let args = [&["predict", "--json", "--threads", "1", "--checkpoint", &ckpt][..], texts].concat();
+    let flags = ["predict", "--json", "--threads", "1", "--lstm-kernel", kernel, "--checkpoint", &ckpt];
+    let args = [&flags[..], texts].concat();
     let output = run(lstm_tch(), &args);
     assert!(output.status.success(), "{}", text(&output).1);
     text(&output)
