@@ -77,9 +77,13 @@ fn armed() -> bool {
     first_attempt && this_rank
 }
 
-/// Ends the process with SIGKILL, as a power cut or the OOM killer would.
+/// Ends the process with SIGKILL, as a power cut or the OOM killer would, after one line on
+/// stderr saying so (the tests' evidence that the kill happened: under torchrun, which of a
+/// killed rank and the peers its death fails the agent reports first is a race).
 #[cfg(feature = "fault-injection")]
 fn kill_this_process() -> ! {
+    let rank = std::env::var("RANK").map(|r| format!(" (rank {r})")).unwrap_or_default();
+    eprintln!("fault injection: SIGKILL to process {}{rank}", std::process::id());
     #[cfg(unix)]
     // SAFETY: sends SIGKILL to this very process.
     unsafe {
