@@ -234,6 +234,7 @@ def train(args):
     for encoded, report, best_weights in zip(args.encoded, reports, weights):
         train_one(args, json.loads(Path(encoded).read_text()), report, best_weights)
     if args.ddp:
+        dist.barrier()  # every rank done before any leaves: none closes its connections mid-teardown
         dist.destroy_process_group()
 
 
