@@ -61,6 +61,16 @@ pub enum LstmKernel {
     Onednn,
 }
 
+impl std::fmt::Display for LstmKernel {
+    /// `packed` or `onednn`, as the flag names them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Packed => "packed",
+            Self::Onednn => "onednn",
+        })
+    }
+}
+
 /// Hyperparameters of [`SequenceClassifier`]: its recurrent layer and its number of classes.
 /// The defaults are the article's (one LSTM layer, 1 feature, 64 hidden units, 2 classes).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -268,8 +278,8 @@ fn max_over_steps(padded: &Tensor) -> Result<Tensor> {
     Ok(if padded.requires_grad() { padded.f_max_dim(1, false)?.0 } else { padded.f_amax([1], false)? })
 }
 
-/// Checks `lengths` is int64 [batch] with every length in 1..=max_len.
-fn check_lengths(lengths: &Tensor, batch: i64, max_len: i64) -> Result<()> {
+/// Checks `lengths` is int64 [batch] with every length in 1..=max_len; gives them back.
+fn check_lengths(lengths: &Tensor, batch: i64, max_len: i64) -> Result<Vec<i64>> {
     ensure!(
         lengths.size() == [batch] && lengths.kind() == tch::Kind::Int64,
         "lengths must be int64 [{batch}], got {:?} {:?}",
@@ -280,7 +290,7 @@ fn check_lengths(lengths: &Tensor, batch: i64, max_len: i64) -> Result<()> {
     if let Some(bad) = values.iter().find(|&&l| !(1..=max_len).contains(&l)) {
         bail!("lengths must lie in 1..={max_len}, got {bad}");
     }
-    Ok(())
+    Ok(values)
 }
 
 /// `pack_padded_sequence(xs, lengths, batch_first=True, enforce_sorted=False)`: sorts the batch

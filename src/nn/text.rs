@@ -187,10 +187,15 @@ impl TextClassifier {
         &self.config
     }
 
-    /// Which kernel runs the LSTM in inference on the CPU ([`LstmKernel::Packed`], PyTorch's
-    /// bits, unless set).
-    pub fn lstm_kernel(&self) -> LstmKernel {
-        self.lstm_kernel
+    /// The kernel inference runs on: the one set ([`Self::set_lstm_kernel`]; packed, PyTorch's
+    /// bits, unless set) where oneDNN has a path for this model (an LSTM, float32, on the CPU),
+    /// else [`LstmKernel::Packed`].
+    pub fn kernel_in_effect(&self) -> LstmKernel {
+        let (device, kind) = (self.embedding.device(), self.embedding.kind());
+        match self.lstm_kernel {
+            LstmKernel::Onednn if self.classifier.has_onednn_path(device, kind) => LstmKernel::Onednn,
+            _ => LstmKernel::Packed,
+        }
     }
 
     /// Runs the LSTM in inference on the CPU with `kernel` from now on (training, other cells

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     checkpoint::{self, Checkpoint},
     infer::TextEncoder,
-    nn::{Cell, LstmKernel},
+    nn::LstmKernel,
 };
 
 /// A checkpoint being served. Handlers take an `Arc` of the current one when a request starts
@@ -164,15 +164,7 @@ impl Info {
             model_id: dir.display().to_string(),
             model_name: config.model_name.clone(),
             cell: ckpt.config.model.architecture.cell.to_string(),
-            lstm_kernel: if ckpt.model.lstm_kernel() == LstmKernel::Onednn
-                && ckpt.config.model.architecture.cell == Cell::Lstm
-                && device == Device::Cpu
-            {
-                "onednn"
-            } else {
-                "packed"
-            }
-            .to_owned(),
+            lstm_kernel: ckpt.model.kernel_in_effect().to_string(),
             labels: ckpt.labels.names().to_vec(),
             tokenizer: serde_json::to_value(ckpt.config.tokenizer).unwrap_or_default(),
             max_input_length: ckpt.config.max_len,

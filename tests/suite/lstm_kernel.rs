@@ -80,7 +80,10 @@ fn where_onednn_does_not_apply_the_kernels_give_the_same_bits() {
         let (_vs, mut model) = model(cell, true, 2, Pooling::Max);
         let packed = logits(&model, &texts);
         let with_gradients = model.forward(&batch.tokens, &batch.lengths, false).unwrap();
+        assert_eq!(model.kernel_in_effect(), LstmKernel::Packed, "{cell}: packed unless set");
         model.set_lstm_kernel(LstmKernel::Onednn);
+        let in_effect = if cell == Cell::Lstm { LstmKernel::Onednn } else { LstmKernel::Packed };
+        assert_eq!(model.kernel_in_effect(), in_effect, "{cell}");
         assert!(
             model.forward(&batch.tokens, &batch.lengths, false).unwrap().equal(&with_gradients),
             "{cell}"

@@ -33,14 +33,17 @@ use super::{check_lengths, Pooling, SequenceClassifier};
 use crate::nn::Cell;
 
 impl SequenceClassifier {
-    /// Whether [`Self::pooled_by_direction`] runs on oneDNN for `xs`: an LSTM on float32 CPU
-    /// tensors outside autograd (elsewhere libtorch has no oneDNN path, or a gradient must flow
-    /// through PyTorch's own kernels).
+    /// Whether libtorch has a oneDNN path for this layer on tensors of `kind` on `device`: an
+    /// LSTM, float32, on the CPU.
+    pub fn has_onednn_path(&self, device: Device, kind: Kind) -> bool {
+        self.config.recurrent.cell == Cell::Lstm && device == Device::Cpu && kind == Kind::Float
+    }
+
+    /// Whether [`Self::pooled_by_direction`] runs on oneDNN for `xs`: where
+    /// [`Self::has_onednn_path`], outside autograd (a gradient must flow through PyTorch's own
+    /// kernels).
     pub fn runs_on_onednn(&self, xs: &Tensor) -> bool {
-        self.config.recurrent.cell == Cell::Lstm
-            && xs.device() == Device::Cpu
-            && xs.kind() == Kind::Float
-            && !xs.requires_grad()
+        self.has_onednn_path(xs.device(), xs.kind()) && !xs.requires_grad()
     }
 
     /// What [`Self::pooled_packed`] gives in evaluation mode (no dropout), computed by oneDNN
@@ -53,8 +56,7 @@ impl SequenceClassifier {
             return self.pooled_packed(xs, lengths, false, pooling);
         }
         self.check_input(xs, 3)?;
-        check_lengths(lengths, xs.size()[0], xs.size()[1])?;
-        let lengths = Vec::<i64>::try_from(lengths)?;
+        let lengths = check_lengths(lengths, xs.size()[0], xs.size()[1])?;
         // Longest first (a stable sort: equal lengths keep their order).
         let mut order: Vec<i64> = (0..lengths.len() as i64).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(lengths[i as usize]));
