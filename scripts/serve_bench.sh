@@ -360,10 +360,17 @@ run_load() {
     cp "$bench_dir/ckpt-$lang.train.json" "$dir/train.json" 2>/dev/null || true
 
     say "$lang: in-process forward of one text, and predict --file ($threads thread(s), CPU $server_cpus)"
-    taskset -c "$server_cpus" "$bin" bench predict --threads "$threads" --checkpoint "$ckpt" \
-      --sentence "${median_text[$lang]}" --warmup 20 --reps "$reps" >"$dir/inproc-ours.json"
-    taskset -c "$server_cpus" "$py" scripts/serve_peer.py --checkpoint "$ckpt" --threads "$threads" \
-      --time-forward "${median_text[$lang]}" --warmup 20 --reps "$reps" >"$dir/inproc-peer.json"
+    # back to back, then one every 100 ms (untimed sleeps between): the model as warm as under
+    # load, and as cold as at the lowest fixed rate (10 req/s)
+    local pause suffix
+    for pause in 0 100; do
+      suffix="" && [[ $pause != 0 ]] && suffix=-paced
+      taskset -c "$server_cpus" "$bin" bench predict --threads "$threads" --checkpoint "$ckpt" \
+        --sentence "${median_text[$lang]}" --warmup 20 --reps "$reps" --pause-ms "$pause" >"$dir/inproc-ours$suffix.json"
+      taskset -c "$server_cpus" "$py" scripts/serve_peer.py --checkpoint "$ckpt" --threads "$threads" \
+        --time-forward "${median_text[$lang]}" --warmup 20 --reps "$reps" --pause-ms "$pause" \
+        >"$dir/inproc-peer$suffix.json"
+    done
     head -n "$predict_n" "$bench_dir/texts-$lang.txt" >"$dir/predict-texts.txt"
     local t0=$EPOCHREALTIME
     taskset -c "$server_cpus" "$bin" predict --checkpoint "$ckpt" --threads "$threads" \

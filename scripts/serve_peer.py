@@ -105,11 +105,13 @@ def make_app(classifier):
     return app
 
 
-def time_forward(classifier, text, warmup, reps):
+def time_forward(classifier, text, warmup, reps, pause_s):
     for _ in range(warmup):
         classifier.scores([text])
     times = []
     for _ in range(reps):
+        if pause_s > 0:
+            time.sleep(pause_s)  # untimed, as requests at a low rate come apart
         start = time.perf_counter()
         classifier.scores([text])
         times.append((time.perf_counter() - start) * 1e3)
@@ -125,12 +127,14 @@ def main():
     p.add_argument("--time-forward", metavar="TEXT", help="time one text's forward pass in process, print JSON")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--reps", type=int, default=200)
+    p.add_argument("--pause-ms", type=float, default=0.0,
+                   help="--time-forward: untimed sleep before each timed pass (100: ten a second)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     classifier = Classifier(args.checkpoint)
     if args.time_forward is not None:
-        times = time_forward(classifier, args.time_forward, args.warmup, args.reps)
+        times = time_forward(classifier, args.time_forward, args.warmup, args.reps, args.pause_ms / 1e3)
         print(json.dumps({"workload": "predict", "threads": args.threads, "times_ms": times, "items": 1}))
         return
     classifier.scores(["warm up"])  # libtorch's first-call costs before the first request

@@ -14,7 +14,8 @@
 
 use std::{
     path::{Path, PathBuf},
-    time::Instant,
+    thread,
+    time::{Duration, Instant},
 };
 
 use anyhow::{ensure, Result};
@@ -67,6 +68,11 @@ pub struct BenchArgs {
     /// Timed repetitions.
     #[arg(long, default_value_t = 100)]
     pub reps: usize,
+    /// Milliseconds to sleep, untimed, before each timed repetition: what one repetition costs
+    /// when they come this far apart, as a server's requests do at a low rate (100: ten a
+    /// second), rather than back to back (0).
+    #[arg(long, default_value_t = 0.0, value_name = "MS")]
+    pub pause_ms: f64,
     /// Adam implementation for the training workloads.
     #[arg(long, value_enum, default_value_t)]
     pub adam: AdamImpl,
@@ -94,6 +100,13 @@ pub struct BenchArgs {
     pub bidirectional: bool,
 }
 
+impl BenchArgs {
+    /// `--pause-ms` as a duration.
+    fn pause(&self) -> Duration {
+        Duration::from_secs_f64(self.pause_ms / 1e3)
+    }
+}
+
 /// What `lstm-tch bench` prints.
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
@@ -114,6 +127,11 @@ pub struct BenchResult {
 /// Runs the benchmark `args` describes.
 pub fn run(args: &BenchArgs) -> Result<BenchResult> {
     checks::at_least_one("--reps", args.reps)?;
+    ensure!(
+        (0.0..=60_000.0).contains(&args.pause_ms),
+        "--pause-ms must be between 0 and 60000, got {}",
+        args.pause_ms
+    );
     checks::at_least_one("--shrink", args.shrink)?;
     set_threads(Some(args.threads))?;
     let device = args.device.resolve()?;
@@ -152,11 +170,10 @@ fn synchronize(device: Device) {
 }
 
 /// `warmup` untimed runs of `body`, then the milliseconds of `reps` timed ones, each ended by
-/// [`synchronize`] on `device`.
+/// [`synchronize`] on `device` and each after an untimed sleep of `pause` (none for zero).
 fn time_reps(
     device: Device,
-    warmup: usize,
-    reps: usize,
+    (warmup, reps, pause): (usize, usize, Duration),
     mut body: impl FnMut() -> Result<()>,
 ) -> Result<Vec<f64>> {
     for _ in 0..warmup {
@@ -165,6 +182,9 @@ fn time_reps(
     synchronize(device);
     (0..reps)
         .map(|_| {
+            if !pause.is_zero() {
+                thread::sleep(pause);
+            }
             let start = Instant::now();
             body()?;
             synchronize(device);
@@ -204,7 +224,7 @@ fn training_steps(
     vs.set_device(device);
     model.flatten_parameters()?;
     let mut optimizer = Adam::new(args.adam, &vs, AdamConfig::default())?;
-    let times = time_reps(device, args.warmup, args.reps, || {
+    let times = time_reps(device, (args.warmup, args.reps, args.pause()), || {
         let outputs = model.forward(&inputs)?;
         let loss = cross_entropy(&outputs, &labels)?;
         optimizer.backward_step(&loss)
@@ -269,7 +289,7 @@ fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
         // Everything `lstm-tch train` does for one epoch on the sample data, loading included.
         let path = sample_dir().join("train.tsv");
         let mut items = 0;
-        let times = time_reps(device, args.warmup.min(1), args.reps, || {
+        let times = time_reps(device, (args.warmup.min(1), args.reps, args.pause()), || {
             let (data, vocab_size, classes) = prepare_text(&path, &defaults)?;
             text_epoch(args, device, &defaults, (&data, vocab_size, classes))?;
             items = data.len();
@@ -285,7 +305,7 @@ fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
         let head = Encoded::from_ids(&head, data.labels[..head.len()].to_vec())?;
         text_epoch(args, device, &defaults, (&head, vocab_size, classes))?;
     }
-    let times = time_reps(device, 0, args.reps, || {
+    let times = time_reps(device, (0, args.reps, args.pause()), || {
         text_epoch(args, device, &defaults, (&data, vocab_size, classes))
     })?;
     Ok((times, data.len(), None))
@@ -294,7 +314,7 @@ fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
 fn predictions(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Option<f64>)> {
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let sentence = [args.sentence.clone()];
-    let times = time_reps(device, args.warmup, args.reps, || {
+    let times = time_reps(device, (args.warmup, args.reps, args.pause()), || {
         let probabilities = infer::probabilities(&ckpt, &sentence, device)?;
         ensure!(probabilities.len() == ckpt.labels.len(), "one row of probabilities expected");
         Ok(())

@@ -2,8 +2,9 @@
 //! sides, once, at tiny sizes (`scripts/bench.py --quick`), through the debug binaries: the CPU
 //! suite and the device suite (`--device cuda`'s workloads, run here on the CPU).
 
-use crate::common::{example, lstm_tch, python, root, run, tempdir, text};
+use crate::common::{assert_clean_failure, example, lstm_tch, python, root, run, tempdir, text};
 use serde_json::Value;
+use std::time::Instant;
 
 /// Runs `scripts/bench.py --quick --threads 1 [extra]` in a fresh directory and checks that each
 /// of `workloads` has a positive, finite time on both sides and a ratio, and is in the printed
@@ -96,4 +97,30 @@ fn the_device_suite_runs_on_both_sides() {
     assert_eq!(report["suite"], "device");
     let results = report["results"].as_array().unwrap();
     assert!(!results.iter().any(|r| r["workload"] == "predict, whole process"), "CPU-suite rows");
+}
+
+#[test]
+fn paced_predictions_sleep_between_repetitions_untimed() {
+    // `bench predict --pause-ms` (serve_bench.sh's forward at 10 req/s): the process sleeps
+    // before each repetition, and no sleep is in the times it prints.
+    let ckpt = root().join("tests/fixtures/format1");
+    let bench = |pause: &str| {
+        let args =
+            ["bench", "predict", "--checkpoint", ckpt.to_str().unwrap(), "--warmup", "1", "--reps", "4"];
+        let started = Instant::now();
+        let output = run(lstm_tch(), &[&args[..], &["--pause-ms", pause]].concat());
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        let times: Vec<f64> =
+            report["times_ms"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+        (started.elapsed().as_secs_f64() * 1e3, times)
+    };
+    let (paced_wall_ms, paced) = bench("150");
+    assert_eq!(paced.len(), 4);
+    assert!(paced_wall_ms >= 4.0 * 150.0, "4 pauses of 150 ms took {paced_wall_ms:.0} ms in all");
+    assert!(paced.iter().all(|&t| t > 0.0 && t < 150.0), "a pause was timed: {paced:?}");
+    let output =
+        run(lstm_tch(), &["bench", "predict", "--checkpoint", ckpt.to_str().unwrap(), "--pause-ms=-5"]);
+    assert_clean_failure(&output, "--pause-ms must be between 0 and 60000, got -5", "a negative pause");
 }
