@@ -108,6 +108,7 @@ def init(args):
         server_cpus=args.server_cpus,
         load_cpus=args.load_cpus,
         placement=args.placement,
+        oha_nice=args.oha_nice,
         quick=args.quick,
         step_seconds=args.step_seconds,
         p99_limit_ms=args.p99_ms,
@@ -346,6 +347,7 @@ def main():
         i.add_argument(flag, required=True)
     i.add_argument("--placement", choices=["shared", "split"], required=True,
                    help="shared: servers and oha on every CPU; split: servers on CPUs 0..T-1, oha on the others")
+    i.add_argument("--oha-nice", type=int, default=0, help="oha's niceness (the servers run at 0)")
     i.add_argument("--threads", type=int, required=True)
     i.add_argument("--step-seconds", type=float, required=True)
     i.add_argument("--p99-ms", type=float, required=True)

@@ -22,7 +22,7 @@
 # its figures are indicative only. Run the full benchmark with nothing else on the machine.
 # Other knobs (environment): SERVE_BENCH_THREADS (1), SERVE_BENCH_LANGS ("en zh"),
 # SERVE_BENCH_PLACEMENT (shared: every process on every CPU; split: the servers on T CPUs, oha
-# on the others), SERVE_BENCH_STRESS_LANG (en), SERVE_BENCH_P99_MS (50), SERVE_BENCH_STEP_S (10; quick 1.5),
+# on the others), SERVE_BENCH_OHA_NICE (-10: oha's priority over the servers'), SERVE_BENCH_STRESS_LANG (en), SERVE_BENCH_P99_MS (50), SERVE_BENCH_STEP_S (10; quick 1.5),
 # SERVE_BENCH_SWEEP (concurrencies), SERVE_BENCH_BISECT (3: bisection steps of the capacity
 # search), SERVE_BENCH_RATES ("10 200 1000"),
 # SERVE_BENCH_OVERLOAD_S (60), SERVE_BENCH_SOAK_S (600), SERVE_BENCH_SOAK_EVERY_S (5),
@@ -159,6 +159,16 @@ else
   say "warning: $ncpu CPU(s) for $threads server thread(s): oha shares the servers' CPUs"
 fi
 
+# oha stands for clients on other machines: on shared CPUs it runs at a higher priority (nice
+# SERVE_BENCH_OHA_NICE, -10; root only), so that it sends on time and timestamps each answer when
+# it comes rather than when a busy server lets it run (at 2x overload it otherwise waits behind
+# the server: latencies of seconds over the socket while the server's clock says milliseconds).
+oha_nice=${SERVE_BENCH_OHA_NICE:--10}
+if [[ $(nice -n "$oha_nice" nice 2>/dev/null) != "$oha_nice" ]]; then
+  say "warning: cannot run oha at nice $oha_nice (not root?): it runs at the servers' priority"
+  oha_nice=0
+fi
+
 run_dir=$bench_dir/runs/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$run_dir"
 command_line="scripts/serve_bench.sh ${commands[*]}"
@@ -166,7 +176,7 @@ command_line="scripts/serve_bench.sh ${commands[*]}"
 [[ $threads != 1 ]] && command_line="SERVE_BENCH_THREADS=$threads $command_line"
 [[ $placement != shared ]] && command_line="SERVE_BENCH_PLACEMENT=$placement $command_line"
 "${helper[@]}" init "$run_dir" --oha "$oha" --command "$command_line" --threads "$threads" \
-  --server-cpus "$server_cpus" --load-cpus "$load_cpus" --placement "$placement" \
+  --server-cpus "$server_cpus" --load-cpus "$load_cpus" --placement "$placement" --oha-nice "$oha_nice" \
   --step-seconds "$step_s" ${quick:+--quick} --p99-ms "$p99_ms" \
   --lstm-tch-version "$("$bin" --version | cut -d' ' -f2)" \
   --git "$(git describe --always --dirty 2>/dev/null || echo unknown)"
@@ -267,7 +277,7 @@ oha_run() { # OUT SECONDS BODIES [oha flags...]
   shift 3
   ms=$(awk -v s="$secs" 'BEGIN{print int(s * 1000)}')
   # in the background, so that a signal to this script is handled at once (wait is interrupted)
-  taskset -c "$load_cpus" timeout -k 5 $((ms / 1000 + 90)) "$oha" --no-tui --output-format json -o "$out" \
+  nice -n "$oha_nice" taskset -c "$load_cpus" timeout -k 5 $((ms / 1000 + 90)) "$oha" --no-tui --output-format json -o "$out" \
     --worker-threads "$load_threads" -m POST -T application/json -Z "$bodies" -z "${ms}ms" -w -t 30s \
     "$@" "$server_url/predict" >&2 &
   local pid=$!

@@ -216,8 +216,8 @@ def over_inproc_cell(lang_load, server, side):
     if not fig or fig["p50_ms"] is None or back is None:
         return "—"
     extra = fig["p50_ms"] - back
-    cell = f"+{extra:.2f} ms" + (f" ({verdict(extra <= 1.0)}: ≤ +1 ms)" if side == "ours" else "")
-    return cell + (f" / +{fig['p50_ms'] - paced:.2f} ms" if paced is not None else "")
+    cell = f"{extra:+.2f} ms" + (f" ({verdict(extra <= 1.0)}: ≤ +1 ms)" if side == "ours" else "")
+    return cell + (f" / {fig['p50_ms'] - paced:+.2f} ms" if paced is not None else "")
 
 
 def inproc_cell(lang_load, server, side):
@@ -419,10 +419,11 @@ def placement_text(run):
     """Where the servers and oha ran. shared: every process on every CPU, the thread counts pinned
     (serve_bench.sh gives oha one worker thread); split (and runs recorded before `placement`):
     the CPUs each was pinned to with taskset."""
+    nice = f"; oha at nice {run['oha_nice']}, the servers started at 0" if run.get("oha_nice") else ""
     if run.get("placement") == "shared":
         return (f"servers and oha share CPU(s) {run['server_cpus']} (no pinning); thread counts pinned: "
-                f"libtorch {run['threads']} per server, oha 1 worker thread")
-    return f"servers pinned to CPU(s) {run['server_cpus']} (`taskset`), oha to CPU(s) {run['load_cpus']}"
+                f"libtorch {run['threads']} per server, oha 1 worker thread{nice}")
+    return f"servers pinned to CPU(s) {run['server_cpus']} (`taskset`), oha to CPU(s) {run['load_cpus']}{nice}"
 
 
 def footer_markdown(run):
