@@ -46,12 +46,14 @@ def synchronize():
         torch.cuda.synchronize(DEVICE)
 
 
-def time_reps(warmup, reps, body):
+def time_reps(warmup, reps, body, pause_s=0.0):
     for _ in range(warmup):
         body()
     synchronize()
     times = []
     for _ in range(reps):
+        if pause_s > 0:
+            time.sleep(pause_s)  # untimed (lstm-tch bench --pause-ms)
         start = time.perf_counter()
         body()
         synchronize()
@@ -74,7 +76,7 @@ def training_steps(args, input_size, hidden_size, num_layers, batch, seq_len):
         loss.backward()
         optimizer.step()
 
-    times = time_reps(args.warmup, args.reps, step)
+    times = time_reps(args.warmup, args.reps, step, args.pause_ms / 1e3)
     h = hidden_size
     forward = sum(2 * batch * 4 * h * ((input_size if layer == 0 else h) + h) * seq_len for layer in range(num_layers))
     return times, batch, 3.0 * forward
@@ -122,14 +124,14 @@ def text_epoch(args):
 def text_epochs(args):
     if args.data is None:
         n = []
-        times = time_reps(min(args.warmup, 1), args.reps, lambda: n.append(text_epoch(args)))
+        times = time_reps(min(args.warmup, 1), args.reps, lambda: n.append(text_epoch(args)), args.pause_ms / 1e3)
         return times, n[-1], None
     encoded, targets, vocab_size, num_classes = prepare_text(args.data)
     if args.warmup > 0:
         head = min(len(encoded), 2000)
         train_epoch(encoded[:head], targets[:head], vocab_size, num_classes, args.bidirectional, args.bucket)
     epoch = lambda: train_epoch(encoded, targets, vocab_size, num_classes, args.bidirectional, args.bucket)  # noqa: E731
-    return time_reps(0, args.reps, epoch), len(encoded), None
+    return time_reps(0, args.reps, epoch, args.pause_ms / 1e3), len(encoded), None
 
 
 def predictions(args):
@@ -144,7 +146,7 @@ def predictions(args):
             logits = model(torch.tensor([tokens]).to(DEVICE), torch.tensor([len(tokens)]))
             torch.softmax(logits, dim=1).tolist()
 
-    return time_reps(args.warmup, args.reps, predict), 1, None
+    return time_reps(args.warmup, args.reps, predict, args.pause_ms / 1e3), 1, None
 
 
 def main():
@@ -153,6 +155,8 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--reps", type=int, default=100)
+    p.add_argument("--pause-ms", type=float, default=0.0,
+                   help="untimed sleep before each timed repetition (100: ten a second)")
     p.add_argument("--checkpoint", default=str(ROOT / "runs" / "sentiment"))
     p.add_argument("--sentence", default="The acting was great, but the plot was far too long.")
     p.add_argument("--shrink", type=int, default=1)
