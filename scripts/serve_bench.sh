@@ -22,7 +22,8 @@
 # its figures are indicative only. Run the full benchmark with nothing else on the machine.
 # Other knobs (environment): SERVE_BENCH_THREADS (1), SERVE_BENCH_LANGS ("en zh"),
 # SERVE_BENCH_PLACEMENT (shared: every process on every CPU; split: the servers on T CPUs, oha
-# on the others), SERVE_BENCH_OHA_NICE (-10: oha's priority over the servers'), SERVE_BENCH_STRESS_LANG (en), SERVE_BENCH_P99_MS (50), SERVE_BENCH_STEP_S (10; quick 1.5),
+# on the others), SERVE_BENCH_OHA_NICE (-10: oha's priority over the servers'),
+# SERVE_BENCH_STRESS_LANG (en), SERVE_BENCH_P99_MS (50), SERVE_BENCH_STEP_S (10; quick 1.5),
 # SERVE_BENCH_SWEEP (concurrencies), SERVE_BENCH_BISECT (3: bisection steps of the capacity
 # search), SERVE_BENCH_RATES ("10 200 1000"),
 # SERVE_BENCH_OVERLOAD_S (60), SERVE_BENCH_SOAK_S (600), SERVE_BENCH_SOAK_EVERY_S (5),
@@ -176,7 +177,8 @@ command_line="scripts/serve_bench.sh ${commands[*]}"
 [[ $threads != 1 ]] && command_line="SERVE_BENCH_THREADS=$threads $command_line"
 [[ $placement != shared ]] && command_line="SERVE_BENCH_PLACEMENT=$placement $command_line"
 "${helper[@]}" init "$run_dir" --oha "$oha" --command "$command_line" --threads "$threads" \
-  --server-cpus "$server_cpus" --load-cpus "$load_cpus" --placement "$placement" --oha-nice "$oha_nice" \
+  --server-cpus "$server_cpus" --load-cpus "$load_cpus" --placement "$placement" \
+  --oha-nice "$oha_nice" \
   --step-seconds "$step_s" ${quick:+--quick} --p99-ms "$p99_ms" \
   --lstm-tch-version "$("$bin" --version | cut -d' ' -f2)" \
   --git "$(git describe --always --dirty 2>/dev/null || echo unknown)"
@@ -277,7 +279,8 @@ oha_run() { # OUT SECONDS BODIES [oha flags...]
   shift 3
   ms=$(awk -v s="$secs" 'BEGIN{print int(s * 1000)}')
   # in the background, so that a signal to this script is handled at once (wait is interrupted)
-  nice -n "$oha_nice" taskset -c "$load_cpus" timeout -k 5 $((ms / 1000 + 90)) "$oha" --no-tui --output-format json -o "$out" \
+  nice -n "$oha_nice" taskset -c "$load_cpus" timeout -k 5 $((ms / 1000 + 90)) \
+    "$oha" --no-tui --output-format json -o "$out" \
     --worker-threads "$load_threads" -m POST -T application/json -Z "$bodies" -z "${ms}ms" -w -t 30s \
     "$@" "$server_url/predict" >&2 &
   local pid=$!
@@ -376,7 +379,8 @@ run_load() {
     for pause in 0 100; do
       suffix="" && [[ $pause != 0 ]] && suffix=-paced
       taskset -c "$server_cpus" "$bin" bench predict --threads "$threads" --checkpoint "$ckpt" \
-        --sentence "${median_text[$lang]}" --warmup 20 --reps "$reps" --pause-ms "$pause" >"$dir/inproc-ours$suffix.json"
+        --sentence "${median_text[$lang]}" --warmup 20 --reps "$reps" --pause-ms "$pause" \
+        >"$dir/inproc-ours$suffix.json"
       taskset -c "$server_cpus" "$py" scripts/serve_peer.py --checkpoint "$ckpt" --threads "$threads" \
         --time-forward "${median_text[$lang]}" --warmup 20 --reps "$reps" --pause-ms "$pause" \
         >"$dir/inproc-peer$suffix.json"

@@ -173,7 +173,9 @@ fn synchronize(device: Device) {
 /// [`synchronize`] on `device` and each after an untimed sleep of `pause` (none for zero).
 fn time_reps(
     device: Device,
-    (warmup, reps, pause): (usize, usize, Duration),
+    warmup: usize,
+    reps: usize,
+    pause: Duration,
     mut body: impl FnMut() -> Result<()>,
 ) -> Result<Vec<f64>> {
     for _ in 0..warmup {
@@ -224,7 +226,7 @@ fn training_steps(
     vs.set_device(device);
     model.flatten_parameters()?;
     let mut optimizer = Adam::new(args.adam, &vs, AdamConfig::default())?;
-    let times = time_reps(device, (args.warmup, args.reps, args.pause()), || {
+    let times = time_reps(device, args.warmup, args.reps, args.pause(), || {
         let outputs = model.forward(&inputs)?;
         let loss = cross_entropy(&outputs, &labels)?;
         optimizer.backward_step(&loss)
@@ -289,7 +291,7 @@ fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
         // Everything `lstm-tch train` does for one epoch on the sample data, loading included.
         let path = sample_dir().join("train.tsv");
         let mut items = 0;
-        let times = time_reps(device, (args.warmup.min(1), args.reps, args.pause()), || {
+        let times = time_reps(device, args.warmup.min(1), args.reps, args.pause(), || {
             let (data, vocab_size, classes) = prepare_text(&path, &defaults)?;
             text_epoch(args, device, &defaults, (&data, vocab_size, classes))?;
             items = data.len();
@@ -305,7 +307,7 @@ fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
         let head = Encoded::from_ids(&head, data.labels[..head.len()].to_vec())?;
         text_epoch(args, device, &defaults, (&head, vocab_size, classes))?;
     }
-    let times = time_reps(device, (0, args.reps, args.pause()), || {
+    let times = time_reps(device, 0, args.reps, args.pause(), || {
         text_epoch(args, device, &defaults, (&data, vocab_size, classes))
     })?;
     Ok((times, data.len(), None))
@@ -314,7 +316,7 @@ fn text_epochs(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Opt
 fn predictions(args: &BenchArgs, device: Device) -> Result<(Vec<f64>, usize, Option<f64>)> {
     let ckpt = checkpoint::load(&args.checkpoint, device)?;
     let sentence = [args.sentence.clone()];
-    let times = time_reps(device, (args.warmup, args.reps, args.pause()), || {
+    let times = time_reps(device, args.warmup, args.reps, args.pause(), || {
         let probabilities = infer::probabilities(&ckpt, &sentence, device)?;
         ensure!(probabilities.len() == ckpt.labels.len(), "one row of probabilities expected");
         Ok(())
