@@ -124,3 +124,74 @@ fn paced_predictions_sleep_between_repetitions_untimed() {
         run(lstm_tch(), &["bench", "predict", "--checkpoint", ckpt.to_str().unwrap(), "--pause-ms=-5"]);
     assert_clean_failure(&output, "--pause-ms must be between 0 and 60000, got -5", "a negative pause");
 }
+
+/// One loopback segment as tcpdump writes it (Ethernet, IPv4, a 32-byte TCP header), `ns` into
+/// the capture.
+fn pcap_segment(ns: u64, source: u16, destination: u16, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8; 14];
+    frame[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let mut ip = vec![0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + 32 + payload.len()) as u16).to_be_bytes());
+    ip[9] = 6;
+    let mut tcp = vec![0u8; 32];
+    tcp[0..2].copy_from_slice(&source.to_be_bytes());
+    tcp[2..4].copy_from_slice(&destination.to_be_bytes());
+    tcp[12] = 8 << 4;
+    frame.extend(ip.into_iter().chain(tcp).chain(payload.iter().copied()));
+    let mut record = Vec::new();
+    for field in
+        [(ns / 1_000_000_000) as u32, (ns % 1_000_000_000) as u32, frame.len() as u32, frame.len() as u32]
+    {
+        record.extend(field.to_le_bytes());
+    }
+    record.extend(frame);
+    record
+}
+
+#[test]
+fn wire_latency_times_requests_from_the_captures_timestamps() {
+    // scripts/wire_latency.py (serve_bench.sh's latencies on the wire): a request runs from its
+    // first segment to the first segment of its answer, per connection; continuations, empty
+    // segments and other ports do not open or close one.
+    const MS: u64 = 1_000_000;
+    let (server, a, b, c) = (8080, 40_000, 40_001, 40_002);
+    let mut pcap = Vec::new();
+    for field in [0xA1B2_3C4Du32, 0x0004_0002, 0, 0, 262_144, 1] {
+        pcap.extend(field.to_le_bytes());
+    }
+    for (ns, source, destination, payload) in [
+        (0, a, server, &b"POST /predict HTTP/1.1\r\n"[..]),
+        (MS, a, server, b"{\"inputs\": \"ok\"}"),
+        (2 * MS, b, server, b"POST /predict HTTP/1.1\r\n"),
+        (2 * MS + MS / 2, server, b, b"HTTP/1.1 429 Too Many"),
+        (3 * MS, server, a, b"HTTP/1.1 429 Too Many"),
+        (3 * MS + 1, server, a, b"{\"error\": \"busy\"}"),
+        (4 * MS, 5555, 6666, b"HTTP/1.1 200 OK"),
+        (10 * MS, a, server, b"POST /predict HTTP/1.1\r\n"),
+        (25 * MS, server, a, b"HTTP/1.1 200 OK\r\n"),
+        (30 * MS, b, server, b"POST /predict HTTP/1.1\r\n"),
+        (40 * MS, c, server, b""),
+    ] {
+        pcap.extend(pcap_segment(ns, source, destination, payload));
+    }
+    let dir = tempdir("wire-latency");
+    let capture = dir.join("capture.pcap");
+    std::fs::write(&capture, pcap).unwrap();
+    let script = root().join("scripts/wire_latency.py");
+    let output = run(python(), &[script.to_str().unwrap(), capture.to_str().unwrap(), "8080"]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["unanswered_at_end"], 1, "{report}");
+    let refused = &report["by_status"]["429"];
+    assert_eq!(refused["count"], 2, "{report}");
+    assert_eq!(refused["p50_ms"].as_f64().unwrap(), 3.0);
+    assert_eq!(refused["max_ms"].as_f64().unwrap(), 3.0);
+    assert_eq!(refused["over_slow_ms"], 0);
+    let answered = &report["by_status"]["200"];
+    assert_eq!((answered["count"].as_u64(), answered["max_ms"].as_f64()), (Some(1), Some(15.0)), "{report}");
+    assert_eq!(answered["over_slow_ms"], 1);
+    // 3 requests began in the 50 ms up to the slow one's start (itself included): 60 a second
+    assert_eq!(answered["arrivals_per_s_before_over"].as_f64().unwrap(), 60.0);
+}
