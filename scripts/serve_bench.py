@@ -11,9 +11,10 @@ directory (target/serve-bench/runs/DATE/); this reads them. Subcommands:
     record  OUT KEY=VALUE...           one JSON object (the shell's records of a step or a run)
     report  RUN_DIR                    results.json beside the raw files, the markdown on stdout
 
-The report's summaries and markdown are serve_bench_report.py's (`report` imports it).
+The report's summaries are serve_bench_results.py's, its markdown serve_bench_report.py's (`report`
+imports them).
 Latencies are oha's: from the request's intended start (`--latency-correction` at a fixed rate)
-to the end of its answer. Nothing here needs more than the standard library.
+to the end of its answer; where tcpdump ran, also the wire's (scripts/wire_latency.py). Nothing here needs more than the standard library.
 """
 
 import argparse
@@ -250,7 +251,8 @@ def samples(path):
 
 
 def steps_of(server_dir):
-    """Every load step a server ran, in order, with its figures."""
+    """Every load step a server ran, in order, with its figures (`wire`: its latencies on the
+    wire, scripts/wire_latency.py's, where captured)."""
     steps = []
     for desc in sorted(Path(server_dir).glob("*.step.json")):
         step = json.loads(desc.read_text())
@@ -260,6 +262,7 @@ def steps_of(server_dir):
         step.update(oha_figures(stem + ".oha.json", step.get("p99_limit_ms")))
         if Path(stem + ".metrics1.txt").exists():
             step["mean_batch"], step["batches"] = batch_delta(stem + ".metrics0.txt", stem + ".metrics1.txt")
+        step["wire"] = read_json(stem + ".wire.json")
         steps.append(step)
     return steps
 

@@ -22,7 +22,9 @@
 # its figures are indicative only. Run the full benchmark with nothing else on the machine.
 # Other knobs (environment): SERVE_BENCH_THREADS (1), SERVE_BENCH_LANGS ("en zh"),
 # SERVE_BENCH_PLACEMENT (shared: every process on every CPU; split: the servers on T CPUs, oha
-# on the others), SERVE_BENCH_OHA_NICE (-10: oha's priority over the servers'),
+# on the others), SERVE_BENCH_OHA_NICE (0: oha's priority, as the servers'),
+# SERVE_BENCH_CAPTURE (auto: latencies on the wire with tcpdump where it runs; 0: never; 1: must;
+# SERVE_BENCH_KEEP_CAPTURES=1 keeps the .pcap files),
 # SERVE_BENCH_STRESS_LANG (en), SERVE_BENCH_P99_MS (50), SERVE_BENCH_STEP_S (10; quick 1.5),
 # SERVE_BENCH_SWEEP (concurrencies), SERVE_BENCH_BISECT (3: bisection steps of the capacity
 # search), SERVE_BENCH_RATES ("10 200 1000"),
@@ -160,14 +162,26 @@ else
   say "warning: $ncpu CPU(s) for $threads server thread(s): oha shares the servers' CPUs"
 fi
 
-# oha stands for clients on other machines: on shared CPUs it runs at a higher priority (nice
-# SERVE_BENCH_OHA_NICE, -10; root only), so that it sends on time and timestamps each answer when
-# it comes rather than when a busy server lets it run (at 2x overload it otherwise waits behind
-# the server: latencies of seconds over the socket while the server's clock says milliseconds).
-oha_nice=${SERVE_BENCH_OHA_NICE:--10}
+# oha runs at the servers' priority (SERVE_BENCH_OHA_NICE, 0). Sharing their CPUs it is not
+# always running: it sends late, then catches up in a burst, and timestamps answers when it next
+# runs. Run higher (nice -10, root only), it sends on time but takes the CPU from the server's
+# HTTP threads, and at 2x overload requests wait unread in their sockets instead (measured on the
+# wire: docs/serving.md). So its priority stays equal, and the latencies that judge the server
+# are also taken on the wire, where the client's own scheduling is not in them.
+oha_nice=${SERVE_BENCH_OHA_NICE:-0}
 if [[ $(nice -n "$oha_nice" nice 2>/dev/null) != "$oha_nice" ]]; then
   say "warning: cannot run oha at nice $oha_nice (not root?): it runs at the servers' priority"
   oha_nice=0
+fi
+
+# Latencies on the wire (scripts/wire_latency.py): tcpdump on the loopback interface, the data
+# segments to and from the server's port, during the low fixed rates and the overload; the
+# kernel dates each request as the client's write sends it and each answer as the server's does.
+capture=${SERVE_BENCH_CAPTURE:-auto}
+if [[ $capture != 0 ]] && ! command -v tcpdump >/dev/null; then
+  [[ $capture == 1 ]] && die "SERVE_BENCH_CAPTURE=1 needs tcpdump (apt-get install tcpdump)"
+  say "no tcpdump: latencies from oha only (apt-get install tcpdump, and run as root, for the wire's)"
+  capture=0
 fi
 
 run_dir=$bench_dir/runs/$(date +%Y%m%d-%H%M%S)
@@ -289,6 +303,44 @@ oha_run() { # OUT SECONDS BODIES [oha flags...]
   forget "$pid"
 }
 
+# tcpdump for the server now running (its port), until capture_stop; nothing without capture.
+capture_pid="" capture_file=""
+capture_start() { # PCAP
+  [[ $capture == 0 ]] && return 0
+  local i
+  capture_file=$1
+  tcpdump -i lo -n -s 128 -B 262144 --time-stamp-precision=nano -w "$capture_file" \
+    "tcp port ${server_url##*:} and (ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) != 0" \
+    2>"${capture_file%.pcap}.tcpdump.txt" &
+  capture_pid=$!
+  started+=("$capture_pid")
+  for ((i = 0; i < 50; i++)); do # until its filter is in place
+    grep -q 'listening on' "${capture_file%.pcap}.tcpdump.txt" 2>/dev/null && return 0
+    kill -0 "$capture_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ $capture == 1 ]] && die "tcpdump did not start: $(cat "${capture_file%.pcap}.tcpdump.txt")"
+  say "tcpdump did not start (not root?): latencies from oha only from now on"
+  kill "$capture_pid" 2>/dev/null || true
+  wait "$capture_pid" 2>/dev/null || true
+  forget "$capture_pid"
+  rm -f "$capture_file"
+  capture=0 capture_pid=""
+}
+
+capture_stop() { # WIRE_JSON: the latencies on the wire (scripts/wire_latency.py); the capture removed
+  [[ -n $capture_pid ]] || return 0
+  local dropped
+  sleep 0.2 # the last answers
+  kill -INT "$capture_pid" 2>/dev/null || true
+  wait "$capture_pid" 2>/dev/null || true
+  forget "$capture_pid"
+  capture_pid=""
+  dropped=$(awk '/packets dropped by kernel/{print $1}' "${capture_file%.pcap}.tcpdump.txt")
+  "$py" scripts/wire_latency.py "$capture_file" "${server_url##*:}" --dropped "${dropped:-0}" >"$1"
+  [[ -n ${SERVE_BENCH_KEEP_CAPTURES:-} ]] || rm -f "$capture_file"
+}
+
 step_n=0
 load_step() { # DIR KIND CONCURRENCY RATE SECONDS LABEL BODIES: one oha run, /metrics around it
   local dir=$1 kind=$2 conc=$3 rate=$4 secs=$5 label=$6 bodies=$7 stem figures
@@ -298,7 +350,9 @@ load_step() { # DIR KIND CONCURRENCY RATE SECONDS LABEL BODIES: one oha run, /me
     label="$label" p99_limit_ms="$p99_ms"
   curl -sf "$server_url/metrics" >"$stem.metrics0.txt" 2>/dev/null || rm -f "$stem.metrics0.txt"
   if [[ -n $rate ]]; then
+    ((rate < 100)) && capture_start "$stem.pcap" # a low rate: what the server adds to one request
     oha_run "$stem.oha.json" "$secs" "$bodies" -c "$conc" -q "$rate" --latency-correction
+    capture_stop "$stem.wire.json"
   else
     oha_run "$stem.oha.json" "$secs" "$bodies" -c "$conc"
   fi
@@ -454,8 +508,10 @@ run_overload() {
   pid=$!
   started+=("$pid")
   curl -sf "$server_url/metrics" >"$dir/overload.metrics0.txt"
+  capture_start "$dir/overload.pcap"
   oha_run "$dir/overload.oha.json" "$overload_s" "$bodies" -c "$overload_connections" -q "$rate" \
     --latency-correction --db-url "$dir/overload.db"
+  capture_stop "$dir/overload.wire.json"
   curl -sf "$server_url/metrics" >"$dir/overload.metrics1.txt"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
