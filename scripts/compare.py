@@ -21,7 +21,6 @@ Exit status:
 import argparse
 import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
