@@ -14,7 +14,8 @@ directory (target/serve-bench/runs/DATE/); this reads them. Subcommands:
 The report's summaries are serve_bench_results.py's, its markdown serve_bench_report.py's (`report`
 imports them).
 Latencies are oha's: from the request's intended start (`--latency-correction` at a fixed rate)
-to the end of its answer; where tcpdump ran, also the wire's (scripts/wire_latency.py). Nothing here needs more than the standard library.
+to the end of its answer; where tcpdump ran, also the wire's (scripts/wire_latency.py). Nothing
+here needs more than the standard library.
 """
 
 import argparse

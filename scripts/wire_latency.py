@@ -25,6 +25,10 @@ import json
 import mmap
 import struct
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_bench import pct  # noqa: E402  (nearest rank, as the report takes oha's figures)
 
 # Bytes before the IP header, by pcap link type: Ethernet (loopback on Linux), Linux cooked v1
 # and v2, BSD loopback, raw IP (101 and 12).
@@ -73,13 +77,6 @@ def requests(path, port):
     return answered, list(open_requests.values())
 
 
-def quantile(sorted_values, q):
-    """The q-quantile of sorted values (nearest rank); None for none."""
-    if not sorted_values:
-        return None
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
 def summary(path, port, slow_ms=10.0, burst_ms=50.0, dropped=0):
     """The JSON object the module describes."""
     answered, unanswered = requests(path, port)
@@ -105,12 +102,12 @@ def summary(path, port, slow_ms=10.0, burst_ms=50.0, dropped=0):
         values.sort()
         out["by_status"][status] = {
             "count": len(values),
-            "p50_ms": quantile(values, 0.50),
-            "p99_ms": quantile(values, 0.99),
+            "p50_ms": pct(values, 0.50),
+            "p99_ms": pct(values, 0.99),
             "max_ms": values[-1],
             "over_slow_ms": len(values) - bisect.bisect_right(values, slow_ms),
-            "arrivals_per_s_before_over": quantile(sorted(rates.get((status, True), [])), 0.5),
-            "arrivals_per_s_before_within": quantile(sorted(rates.get((status, False), [])), 0.5),
+            "arrivals_per_s_before_over": pct(rates.get((status, True), []), 0.5),
+            "arrivals_per_s_before_within": pct(rates.get((status, False), []), 0.5),
         }
     return out
 
