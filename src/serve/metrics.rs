@@ -5,13 +5,17 @@
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::{
-    encoding::text::encode,
+    encoding::{text::encode, EncodeLabelSet},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
 /// Labels of a request: its route (the matched path, or `unmatched`) and status code.
-type RouteStatus = Vec<(&'static str, String)>;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatus {
+    route: String,
+    status: u16,
+}
 
 /// Histograms of seconds, one per route and status.
 type SecondsByRouteStatus = Family<RouteStatus, Histogram, fn() -> Histogram>;
@@ -118,7 +122,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one answered request.
     pub fn record(&self, route: &str, status: u16, seconds: f64) {
-        let labels = vec![("route", route.to_owned()), ("status", status.to_string())];
+        let labels = RouteStatus { route: route.to_owned(), status };
         self.requests.get_or_create(&labels).inc();
         self.request_seconds.get_or_create(&labels).observe(seconds);
     }

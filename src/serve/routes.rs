@@ -59,7 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), time_and_count))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, Counter::default()));
+        .layer(SetRequestIdLayer::new(request_id, RequestIds::default()));
     if let Some(cors) = cors(&state.config.cors_allow_origin) {
         router = router.layer(cors);
     }
@@ -84,14 +84,24 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Request ids for requests that bring none: `lstm-tch-` and a per-process counter.
-#[derive(Clone, Default)]
-struct Counter(Arc<AtomicU64>);
+/// Request ids for requests that bring none: `lstm-tch-`, the process id and a per-process
+/// counter (the prefix is formatted once: the process id is a system call).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
 
-impl MakeRequestId for Counter {
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self { prefix: format!("lstm-tch-{}-", std::process::id()).into(), next: Arc::default() }
+    }
+}
+
+impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        let n = self.0.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("lstm-tch-{}-{n}", std::process::id())).ok().map(RequestId::new)
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}{n}", self.prefix)).ok().map(RequestId::new)
     }
 }
 
