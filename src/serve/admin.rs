@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::{
     api::{ApiError, AppState, ErrorBody},
+    metrics::Outcome,
     served::{self, Info, Served},
 };
 
@@ -87,7 +88,7 @@ async fn reload_from(state: &AppState, dir: Option<PathBuf>) -> Result<Info> {
     let dir = dir.unwrap_or_else(|| state.served().dir.clone());
     let outcome = load(state, dir.clone()).await;
     let result = if outcome.is_ok() { "ok" } else { "error" };
-    state.metrics.reloads.get_or_create(&vec![("result", result)]).inc();
+    state.metrics.reloads.get_or_create(&Outcome { result }).inc();
     let served = outcome?;
     let info = served.info.clone();
     state.swap(served);

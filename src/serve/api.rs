@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
     answer::EngineError,
-    metrics::Metrics,
+    metrics::{Metrics, Reason},
     served::{Info, Served},
     ServeConfig,
 };
@@ -77,7 +77,7 @@ impl AppState {
     /// otherwise), at least one text (400), at most `--max-client-batch-size` (413).
     pub fn admit(&self, served: &Served, texts: usize) -> Result<OwnedSemaphorePermit, ApiError> {
         let overloaded = |reason: &'static str, message: String| {
-            self.metrics.refused.get_or_create(&vec![("reason", reason)]).inc();
+            self.metrics.refused.get_or_create(&Reason { reason }).inc();
             ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", message)
         };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {

@@ -35,7 +35,7 @@ use super::{
     admission::QueueTimeLimit,
     answer::{Answer, EngineError, Scores},
     batch::{BatchLimits, ExplainJob, Job, Next, Queue, ScoresJob, Tokens, Work},
-    metrics::Metrics,
+    metrics::{Metrics, Reason},
 };
 use crate::{
     checkpoint::Checkpoint,
@@ -299,11 +299,11 @@ impl Worker {
         self.status.depth.fetch_sub(1, Ordering::SeqCst);
         self.status.tokens.fetch_sub(job.tokens(), Ordering::SeqCst);
         if job.reply.is_closed() {
-            self.metrics.dropped.get_or_create(&vec![("reason", "disconnected")]).inc();
+            self.metrics.dropped.get_or_create(&Reason { reason: "disconnected" }).inc();
             return None;
         }
         if Instant::now() >= job.deadline {
-            self.metrics.dropped.get_or_create(&vec![("reason", "timeout")]).inc();
+            self.metrics.dropped.get_or_create(&Reason { reason: "timeout" }).inc();
             let _ = job.reply.send(Err(EngineError::TimedOut));
             return None;
         }

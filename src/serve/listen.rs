@@ -37,7 +37,7 @@ use hyper_util::{
 };
 use tokio::net::{TcpListener, TcpStream};
 
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Reason};
 
 /// After shutdown, how long open connections may go on sending requests before the idle ones
 /// are closed.
@@ -63,7 +63,7 @@ impl Connections {
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 let reason = if e.is_timeout() { "header_timeout" } else { "other" };
-                metrics.connection_errors.get_or_create(&vec![("reason", reason)]).inc();
+                metrics.connection_errors.get_or_create(&Reason { reason }).inc();
                 tracing::debug!(reason, "connection closed: {e}");
             }
             open.fetch_sub(1, Ordering::SeqCst);

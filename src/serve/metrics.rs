@@ -17,6 +17,20 @@ pub struct RouteStatus {
     status: u16,
 }
 
+/// The label of a count kept by reason (`reason="timeout"`, ...).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    /// Why the request or connection was counted.
+    pub reason: &'static str,
+}
+
+/// The label of a count kept by result (`result="ok"` or `result="error"`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    /// How the operation ended.
+    pub result: &'static str,
+}
+
 /// Histograms of seconds, one per route and status.
 type SecondsByRouteStatus = Family<RouteStatus, Histogram, fn() -> Histogram>;
 
@@ -46,13 +60,13 @@ pub struct Metrics {
     pub queue_time_threshold: Gauge<f64, AtomicU64>,
     /// Requests refused with 429, by reason (`concurrency`: `--max-concurrent-requests`;
     /// `queue_time`: `--max-queue-time`).
-    pub refused: Family<Vec<(&'static str, &'static str)>, Counter>,
+    pub refused: Family<Reason, Counter>,
     /// Requests dropped before the model, by reason (`timeout`, `disconnected`).
-    pub dropped: Family<Vec<(&'static str, &'static str)>, Counter>,
+    pub dropped: Family<Reason, Counter>,
     /// Model reloads, by result (`ok`, `error`).
-    pub reloads: Family<Vec<(&'static str, &'static str)>, Counter>,
+    pub reloads: Family<Outcome, Counter>,
     /// Connections closed on an error, by reason (`header_timeout`: headers too slow; `other`).
-    pub connection_errors: Family<Vec<(&'static str, &'static str)>, Counter>,
+    pub connection_errors: Family<Reason, Counter>,
     /// Forward passes an idle model thread ran to keep the model warm (`--keep-warm`).
     pub keep_warm_passes: Counter,
 }
