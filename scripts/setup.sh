@@ -80,7 +80,7 @@ fi
 
 python=${PYTHON:-python3}
 command -v "$python" >/dev/null || { echo "setup: '$python' not found; install Python 3.10+ (or set PYTHON)" >&2; exit 1; }
-echo "setup: creating $venv from scripts/requirements.txt (torch is ~4.7 GB; about 2-3 minutes)" >&2
+echo "setup: creating ${venv#"$root"/} from scripts/requirements.txt (torch is ~4.7 GB; about 2-3 minutes)" >&2
 start=$SECONDS
 [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -215,7 +215,7 @@ pub struct SpeedArgs {
     /// Embedding width (`train`'s default).
     #[arg(long, default_value_t = 128)]
     pub embedding_dim: i64,
-    /// Hidden size (`train`'s default).
+    /// Hidden size of the single unidirectional layer.
     #[arg(long, default_value_t = 64)]
     pub hidden_size: i64,
     /// Untimed steps before each point.

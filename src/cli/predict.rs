@@ -37,8 +37,8 @@ pub struct PredictArgs {
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// The LSTM's kernel on the CPU: packed (PyTorch's values, bit for bit) or onednn (what
-    /// `serve` runs by default: 1.5-2x faster on batches of mixed lengths, the same values up to
-    /// rounding).
+    /// `serve` runs by default: 1.5-2x faster per text on batches of mixed lengths, the LSTM
+    /// alone 2-3x, the same values up to rounding).
     #[arg(long, value_enum, default_value_t)]
     pub lstm_kernel: LstmKernel,
     #[command(flatten)]
