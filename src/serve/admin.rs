@@ -9,12 +9,12 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
-use axum::{body::Bytes, extract::State, http::StatusCode, Json};
+use axum::{body::Bytes, extract::rejection::BytesRejection, extract::State, http::StatusCode, Json};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{
-    api::{ApiError, AppState, ErrorBody},
+    api::{body_error, ApiError, AppState, ErrorBody},
     metrics::Outcome,
     served::{self, Info, Served},
 };
@@ -34,13 +34,17 @@ pub struct ReloadRequest {
     post, path = "/admin/reload", tag = "admin", request_body(content = Option<ReloadRequest>),
     responses(
         (status = 200, body = Info, description = "the new model serves"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "another reload is running"),
         (status = 422, body = ErrorBody, description = "the checkpoint did not load; the old model keeps serving"),
     ),
     security(("api_key" = []))
 )]
-pub async fn reload(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<Info>, ApiError> {
+pub async fn reload(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Info>, ApiError> {
+    let body = body.map_err(body_error)?;
     let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadRequest::default()
     } else {

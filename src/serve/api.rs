@@ -11,8 +11,11 @@ use std::{
 };
 
 use axum::{
-    extract::{rejection::JsonRejection, FromRequest, Request, State},
-    http::{header, HeaderName, HeaderValue, StatusCode},
+    extract::{
+        rejection::{BytesRejection, JsonRejection},
+        FromRequest, FromRequestParts, Path, Request, State,
+    },
+    http::{header, request::Parts, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -84,7 +87,7 @@ impl AppState {
             let limit = self.config.max_concurrent_requests;
             return Err(overloaded(
                 "concurrency",
-                format!("{limit} requests in flight (--max-concurrent-requests); retry later"),
+                format!("too many requests in flight (--max-concurrent-requests {limit}); retry later"),
             ));
         };
         let backlog = served.engine.backlog();
@@ -134,7 +137,7 @@ pub struct ErrorBody<'a> {
     /// What went wrong, in one line.
     error: &'a str,
     /// Its kind: `validation`, `payload_too_large`, `overloaded`, `timeout`, `unavailable`,
-    /// `unauthorized`, `not_found`, `reload`, `backend`, `unsupported`.
+    /// `unauthorized`, `not_found`, `method_not_allowed`, `reload`, `backend`, `unsupported`.
     error_type: &'a str,
 }
 
@@ -182,12 +185,34 @@ fn json_error(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
         JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "validation"),
         JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "validation"),
-        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-        }
-        _ => (rejection.status(), "validation"),
+        _ => return rejected(rejection.status(), rejection.body_text()),
     };
     ApiError::new(status, kind, rejection.body_text())
+}
+
+/// The [`ApiError`] for a body that could not be read: over `--payload-limit` (413) or cut off.
+pub fn body_error(rejection: BytesRejection) -> ApiError {
+    rejected(rejection.status(), rejection.body_text())
+}
+
+/// An extractor's rejection of status `status` and text `message` as an [`ApiError`].
+fn rejected(status: StatusCode, message: String) -> ApiError {
+    let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "validation" };
+    ApiError::new(status, kind, message)
+}
+
+/// `Path<T>` whose rejections (a segment that is not UTF-8, ...) are [`ApiError`]s.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(rejected(rejection.status(), rejection.body_text())),
+        }
+    }
 }
 
 /// `value` as JSON, with the `x-queue-time` and `x-inference-time` headers (milliseconds).
@@ -242,4 +267,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
 /// Any other route: 404 with the JSON error body.
 pub async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// A route asked with a method it does not take: 405 with the JSON error body (the router adds
+/// the `Allow` header).
+pub async fn method_not_allowed(request: Request) -> ApiError {
+    let message = format!("{} does not take {}", request.uri().path(), request.method());
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
 }

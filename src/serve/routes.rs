@@ -1,5 +1,6 @@
 //! The router and its layers: the body limit, the request time-out, request ids, CORS, the API
-//! key, and the metrics and debug log line of every request.
+//! key, and the metrics and debug log line of every request (499 for a request whose client
+//! left before its answer).
 
 use std::{
     sync::{
@@ -25,6 +26,7 @@ use tower_http::{
 use super::{
     admin,
     api::{self, ApiError, AppState},
+    metrics::Metrics,
     openapi, page, predict, v2,
 };
 
@@ -54,8 +56,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{name}", get(v2::model_metadata))
         .route("/v2/models/{name}/ready", get(v2::model_ready))
         .route("/v2/models/{name}/infer", post(v2::infer))
+        .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(state.config.payload_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), time_and_count))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -112,14 +116,40 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
     if OPEN_ROUTES.contains(&request.uri().path()) {
         return next.run(request).await;
     }
-    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if given.and_then(|v| v.strip_prefix("Bearer ")) == Some(key.as_str()) {
+    let given =
+        request.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    if given.is_some_and(|given| same_key(given, key.as_bytes())) {
         return next.run(request).await;
     }
     let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid API key is required")
         .into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
+}
+
+/// Whether `given` is `key`, in a time that does not depend on where they differ (so that the
+/// time of a 401 tells nothing of the key's prefix).
+fn same_key(given: &[u8], key: &[u8]) -> bool {
+    given.len() == key.len() && given.iter().zip(key).fold(0, |differ, (a, b)| differ | (a ^ b)) == 0
+}
+
+/// Refuses (413) at once a request whose `Content-Length` is over `--payload-limit`, rather
+/// than reading its body up to the limit (or waiting `--request-timeout` for it).
+async fn refuse_declared_oversize(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let limit = state.config.payload_limit;
+    match declared {
+        Some(length) if length > limit as u64 => {
+            let message = format!("the body's {length} bytes are over --payload-limit ({limit} bytes)");
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message).into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Bounds the request's time (`--request-timeout`: a slow client's body included; 408 past
@@ -129,6 +159,8 @@ async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, ne
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let method = request.method().clone();
     let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut unanswered =
+        Unanswered { metrics: &state.metrics, route: &route, id: &id, started, pending: true };
     let mut response = match tokio::time::timeout(state.config.timeout(), next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -142,6 +174,7 @@ async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, ne
         // Shutting down (src/serve/listen.rs): this connection closes after this answer.
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    unanswered.answered();
     let (status, seconds) = (response.status().as_u16(), started.elapsed().as_secs_f64());
     state.metrics.record(&route, status, seconds);
     let header_ms =
@@ -157,4 +190,44 @@ async fn time_and_count(State(state): State<Arc<AppState>>, request: Request, ne
         "request"
     );
     response
+}
+
+/// The status a request is counted with when its connection closed before its answer (the
+/// client left, or timed out on its side): nginx's "client closed request".
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A request not answered yet: dropped as such (its connection closed, so hyper dropped the
+/// request's future), it is counted and logged with status 499.
+struct Unanswered<'a> {
+    metrics: &'a Metrics,
+    route: &'a str,
+    id: &'a str,
+    started: Instant,
+    /// Still waiting for the answer.
+    pending: bool,
+}
+
+impl Unanswered<'_> {
+    /// The request has its answer: nothing to count on drop.
+    fn answered(&mut self) {
+        self.pending = false;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.pending {
+            return;
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.metrics.record(self.route, CLIENT_CLOSED_REQUEST, seconds);
+        let (request_id, route) = (self.id, self.route);
+        tracing::debug!(
+            request_id,
+            route,
+            status = CLIENT_CLOSED_REQUEST,
+            duration_ms = seconds * 1e3,
+            "request"
+        );
+    }
 }

@@ -4,19 +4,14 @@
 
 use std::{sync::Arc, time::Instant};
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::Response,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, response::Response, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::{
     answer::Scores,
-    api::{self, timed_json, ApiError, ApiJson, AppState, ErrorBody},
+    api::{self, timed_json, ApiError, ApiJson, ApiPath, AppState, ErrorBody},
 };
 
 /// The outputs a model gives, in this order unless the request names some.
@@ -106,7 +101,7 @@ pub async fn server_metadata() -> Json<Value> {
 )]
 pub async fn model_metadata(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     known(&state, &name)?;
     let classes = state.served().labels.len();
@@ -131,7 +126,7 @@ pub async fn model_metadata(
 )]
 pub async fn model_ready(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     known(&state, &name)?;
     api::ready(State(state)).await
@@ -149,7 +144,7 @@ pub async fn model_ready(
 )]
 pub async fn infer(
     State(state): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<InferRequest>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
@@ -180,15 +175,22 @@ fn wanted_outputs(requested: &[RequestedOutput]) -> Result<Vec<&'static str>, Ap
     if requested.is_empty() {
         return Ok(OUTPUTS.to_vec());
     }
-    requested
-        .iter()
-        .map(|r| {
-            OUTPUTS.iter().copied().find(|&o| o == r.name).ok_or_else(|| {
-                let message = format!("no output named {:?}; the outputs are {}", r.name, OUTPUTS.join(", "));
-                ApiError::new(StatusCode::BAD_REQUEST, "validation", message)
-            })
-        })
-        .collect()
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "validation", message);
+    let mut wanted = Vec::with_capacity(requested.len());
+    for r in requested {
+        let Some(output) = OUTPUTS.iter().copied().find(|&o| o == r.name) else {
+            return Err(invalid(format!(
+                "no output named {:?}; the outputs are {}",
+                r.name,
+                OUTPUTS.join(", ")
+            )));
+        };
+        if wanted.contains(&output) {
+            return Err(invalid(format!("output {output:?} is asked for twice")));
+        }
+        wanted.push(output);
+    }
+    Ok(wanted)
 }
 
 /// The texts of the one BYTES input (its data flattened row-major), checked against its shape.
@@ -203,23 +205,40 @@ fn input_texts(inputs: &[InferInput]) -> Result<Vec<String>, ApiError> {
             input.name, input.datatype
         )));
     }
+    texts_of(&input.data, &input.shape).map_err(|e| invalid(format!("input {:?}: {e}", input.name)))
+}
+
+/// The texts of `data` for `shape`, row-major: `data` is a flat array of the shape's elements,
+/// arrays nested as the shape is (each level as long as its dimension), or a lone string for a
+/// shape of one element.
+fn texts_of(data: &Value, shape: &[i64]) -> Result<Vec<String>, String> {
+    let elements = shape.iter().try_fold(1i64, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
+    let Some(elements) = elements else { return Err(format!("shape {shape:?} is not a tensor's shape")) };
     let mut texts = vec![];
-    flatten(&input.data, &mut texts).map_err(|e| invalid(format!("input {:?}: {e}", input.name)))?;
-    let elements = input.shape.iter().try_fold(1i64, |n, &d| if d < 0 { None } else { n.checked_mul(d) });
-    if elements != Some(texts.len() as i64) {
-        let message =
-            format!("input {:?}: shape {:?} does not hold {} texts", input.name, input.shape, texts.len());
-        return Err(invalid(message));
+    match data {
+        Value::Array(items) if items.iter().all(Value::is_string) => {
+            if items.len() as i64 != elements {
+                return Err(format!("shape {shape:?} does not hold {} texts", items.len()));
+            }
+            texts.extend(items.iter().filter_map(|item| item.as_str().map(str::to_owned)));
+        }
+        Value::String(text) if elements == 1 => texts.push(text.clone()),
+        _ => nested(data, shape, &mut texts)?,
     }
     Ok(texts)
 }
 
-/// Appends the strings of `data` (a string, or nested arrays of them) to `texts`.
-fn flatten(data: &Value, texts: &mut Vec<String>) -> Result<(), &'static str> {
-    match data {
-        Value::String(text) => texts.push(text.clone()),
-        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, texts))?,
-        _ => return Err("data must be strings (or nested arrays of strings)"),
+/// Appends the strings of `data`, arrays nested exactly as `shape` says, to `texts`.
+fn nested(data: &Value, shape: &[i64], texts: &mut Vec<String>) -> Result<(), String> {
+    match (data, shape) {
+        (Value::String(text), []) => texts.push(text.clone()),
+        (Value::Array(items), [length, inner @ ..]) if items.len() as i64 == *length => {
+            items.iter().try_for_each(|item| nested(item, inner, texts))?;
+        }
+        (Value::String(_) | Value::Array(_), _) => {
+            return Err(format!("data is neither flat nor nested as shape {shape:?}"));
+        }
+        _ => return Err("data must be strings (or arrays of strings nested as the shape)".to_owned()),
     }
     Ok(())
 }
@@ -239,4 +258,36 @@ fn output(name: &'static str, scores: &Scores, labels: &[String], texts: usize) 
         _ => ("FP32", vec![texts, classes], TensorData::Fp32(scores.probabilities.clone())),
     };
     OutputTensor { name: name.to_owned(), datatype, shape, data }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_is_flat_nested_as_the_shape_or_a_lone_string() {
+        let texts = |data: Value, shape: &[i64]| texts_of(&data, shape);
+        let abcd = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(texts(json!(["a", "b", "c", "d"]), &[4]), Ok(abcd.clone()));
+        assert_eq!(texts(json!(["a", "b", "c", "d"]), &[2, 2]), Ok(abcd.clone()), "flat, row-major");
+        assert_eq!(texts(json!([["a", "b"], ["c", "d"]]), &[2, 2]), Ok(abcd.clone()));
+        assert_eq!(texts(json!([[["a"], ["b"]], [["c"], ["d"]]]), &[2, 2, 1]), Ok(abcd));
+        assert_eq!(texts(json!("a"), &[1]), Ok(vec!["a".to_owned()]));
+        assert_eq!(texts(json!("a"), &[]), Ok(vec!["a".to_owned()]), "a scalar");
+        assert_eq!(texts(json!([]), &[0]), Ok(vec![]));
+    }
+
+    #[test]
+    fn data_that_the_shape_does_not_describe_is_refused() {
+        let refused = |data: Value, shape: &[i64]| texts_of(&data, shape).unwrap_err();
+        assert!(refused(json!([["a", "b"], "c"]), &[3]).contains("neither flat nor nested"));
+        assert!(refused(json!([["a", "b"], ["c"]]), &[2, 2]).contains("neither flat nor nested"));
+        assert!(refused(json!([["a", "b"], ["c", "d"]]), &[4]).contains("neither flat nor nested"));
+        assert!(refused(json!(["a", "b", "c"]), &[2]).contains("does not hold 3 texts"));
+        assert!(refused(json!("a"), &[2]).contains("neither flat nor nested"));
+        assert!(refused(json!(["a"]), &[-1]).contains("not a tensor's shape"));
+        assert!(refused(json!(["a"]), &[i64::MAX, 2]).contains("not a tensor's shape"));
+        assert!(refused(json!([1]), &[1]).contains("must be strings"));
+        assert!(refused(json!([["a", null]]), &[1, 2]).contains("must be strings"));
+    }
 }

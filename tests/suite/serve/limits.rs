@@ -43,10 +43,33 @@ fn bad_requests_get_their_status_and_a_json_error_and_the_server_serves_on() {
         server.send("POST", "/predict", headers, &body).assert_error(status, kind, what);
     }
     server.get("/nowhere").assert_error(404, "not_found", "an unknown route");
+    let get = server.get("/predict");
+    get.assert_error(405, "method_not_allowed", "GET on a POST route");
+    assert_eq!(get.header("allow"), Some("POST"));
+    // A body over the limit sent chunked (no length to refuse it by up front), to a route that
+    // reads it as bytes.
+    let chunked = [("Transfer-Encoding", "chunked")];
+    let body = json!({"checkpoint": "x".repeat(5000)}).to_string();
+    let chunks = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    let reload = server.send_raw("POST", "/admin/reload", &chunked, chunks.as_bytes());
+    reload.assert_error(413, "payload_too_large", "a chunked reload body over --payload-limit");
     let metrics = server.get("/metrics").body;
     assert!(metrics.contains("status=\"422\""), "errors are counted:\n{metrics}");
+    assert!(metrics.contains("route=\"/predict\",status=\"405\""), "{metrics}");
     let ok = server.post("/predict", &json!({"inputs": ["still", "serving"]}));
     assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+#[test]
+fn a_body_declared_over_the_payload_limit_is_refused_before_it_is_sent() {
+    let server = Server::start(&["--payload-limit", "4000"]);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999999\r\n\r\n";
+    stream.write_all(format!("{head}{{\"inputs\"").as_bytes()).unwrap();
+    let (raw, took) = read_until_closed(&mut stream, Duration::from_secs(20));
+    super::parse(&raw).assert_error(413, "payload_too_large", "a declared 99,999,999-byte body");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}, not at once");
+    assert_eq!(server.post("/predict", &json!({"inputs": "after"})).status, 200, "serves on");
 }
 
 #[test]
@@ -195,6 +218,8 @@ fn huge_batches_huge_texts_and_vanishing_clients_leave_the_server_serving() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(metrics.contains(dropped), "{metrics}");
+    // The request whose client left is counted with nginx's 499 ("client closed request").
+    assert!(metrics.contains("lstm_tch_requests_total{route=\"/predict\",status=\"499\"} 1"), "{metrics}");
     assert_eq!(server.post("/predict", &json!({"inputs": "after"})).status, 200, "serves on");
 }
 

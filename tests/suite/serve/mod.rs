@@ -139,6 +139,13 @@ impl Server {
     /// Sends one request (`body` as is, with a JSON content type unless `headers` say
     /// otherwise) and reads the whole reply.
     pub(super) fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let length = body.len().to_string();
+        self.send_raw(method, path, &[headers, &[("Content-Length", &length)]].concat(), body)
+    }
+
+    /// [`Server::send`] with no `Content-Length` of its own: `headers` frame `body` (a length,
+    /// or chunked).
+    pub(super) fn send_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
@@ -148,7 +155,7 @@ impl Server {
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        head.push_str("\r\n");
         stream.write_all(head.as_bytes()).unwrap();
         stream.write_all(body).unwrap();
         let mut raw = Vec::new();

@@ -71,6 +71,16 @@ fn bad_infer_requests_get_their_status_and_a_json_error() {
             json!({"inputs": [input(json!([1]), "BYTES", json!(["a"]))], "outputs": [{"name": "x"}]}),
             400,
         ),
+        (
+            "ragged data that flattens to the shape",
+            json!({"inputs": [input(json!([3]), "BYTES", json!([["a", "b"], "c"]))]}),
+            400,
+        ),
+        (
+            "an output asked for twice",
+            json!({"inputs": [input(json!([1]), "BYTES", json!(["a"]))], "outputs": [{"name": "label"}, {"name": "label"}]}),
+            400,
+        ),
         ("no inputs field", json!({"id": "x"}), 422),
         ("33 texts", json!({"inputs": [input(json!([33]), "BYTES", json!(vec!["a"; 33]))]}), 413),
     ];
@@ -79,5 +89,8 @@ fn bad_infer_requests_get_their_status_and_a_json_error() {
     }
     let good = json!({"inputs": [input(json!([1]), "BYTES", json!(["a"]))]});
     server.post("/v2/models/other/infer", &good).assert_error(404, "not_found", "an unknown model");
+    // A model name that is not UTF-8 once percent-decoded: the router's rejection, as JSON.
+    server.get("/v2/models/%FF").assert_error(400, "validation", "a name that is not UTF-8");
+    server.post("/v2/models/%FF/infer", &good).assert_error(400, "validation", "a name that is not UTF-8");
     assert_eq!(server.post("/v2/models/lstm-tch/infer", &good).status, 200, "serves on");
 }
