@@ -47,7 +47,7 @@ pub fn run_main(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
             ExitCode::from(130)
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", runtime::report::error_line(&err));
             ExitCode::FAILURE
         }
     }

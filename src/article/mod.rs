@@ -65,7 +65,7 @@ pub struct ArticleConfig {
     /// Device: cpu, cuda, cuda:N, mps or auto.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-    /// libtorch intra-op threads (torch.set_num_threads); libtorch's default when absent.
+    /// libtorch intra-op threads (torch.set_num_threads, 1 to 1024); libtorch's default when absent.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Write a JSON report of the run (inputs, parameters, losses, logits) to this file.
@@ -101,7 +101,9 @@ impl ArticleConfig {
         checks::at_least_one("sequence length", self.seq_len)?;
         self.model_config().validate()?;
         self.adam_config().validate()?;
-        ensure!(self.threads != Some(0), "--threads must be at least 1");
+        if let Some(n) = self.threads {
+            checks::threads(n)?;
+        }
         let elements = [self.batch_size, self.seq_len, self.input_size]
             .iter()
             .try_fold(1i64, |acc, &n| acc.checked_mul(n));

@@ -16,7 +16,7 @@ use tch::{nn, Device, Kind, Tensor};
 mod save;
 
 pub(crate) use save::cpu_variables;
-pub use save::{save, save_with, write_synced, Weights};
+pub use save::{check_target, save, save_with, write_synced, Weights};
 
 use crate::{
     data::{LabelSet, Tokenizer, TokenizerConfig, Truncate, Truncation, Vocab},
@@ -39,6 +39,8 @@ pub const DEFAULT_CHECKPOINT: &str = "runs/sentiment";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// The configuration file in a checkpoint directory.
 pub const CONFIG_FILE: &str = "config.json";
+/// The folder of a resumable run's training state inside its checkpoint (`crate::train::state`).
+pub const TRAINING_STATE_DIR: &str = "training";
 const FORMAT_NAME: &str = "lstm-tch text classifier";
 
 /// Everything but the weights: `config.json`.
@@ -109,7 +111,12 @@ pub struct Checkpoint {
 
 /// Reads and checks `dir/config.json`.
 pub fn load_config(dir: &Path) -> Result<CheckpointConfig> {
-    ensure!(dir.is_dir(), "checkpoint {} not found (train one with `lstm-tch train`)", dir.display());
+    ensure!(dir.exists(), "checkpoint {} not found (train one with `lstm-tch train`)", dir.display());
+    ensure!(
+        dir.is_dir(),
+        "checkpoint {} is a file: a checkpoint is the directory `train --out` writes",
+        dir.display()
+    );
     let path = dir.join(CONFIG_FILE);
     let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_config(&text, &path)

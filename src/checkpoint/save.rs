@@ -8,10 +8,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use tch::{nn, Device, Tensor};
 
-use super::{CheckpointConfig, CONFIG_FILE, WEIGHTS_FILE};
+use super::{CheckpointConfig, CONFIG_FILE, FORMAT_NAME, TRAINING_STATE_DIR, WEIGHTS_FILE};
 use crate::runtime::fault;
 
 /// Where a save takes the model's weights from.
@@ -48,11 +48,7 @@ pub fn save_with(
 ) -> Result<()> {
     let context = || format!("cannot save checkpoint {}", dir.display());
     if dir.exists() {
-        ensure!(
-            dir.join(CONFIG_FILE).exists() || fs::read_dir(dir).with_context(context)?.next().is_none(),
-            "{} exists and is not a checkpoint; choose another output directory",
-            dir.display()
-        );
+        ensure_replaceable(dir)?;
     }
     remove_leftovers(dir).with_context(context)?;
     let tmp = sibling(dir, "tmp")?;
@@ -61,6 +57,52 @@ pub fn save_with(
         let _ = fs::remove_dir_all(&tmp); // best effort: the error below is what matters
     }
     saved.with_context(context)
+}
+
+/// Checks, before any work, that a checkpoint can be saved at `dir`: `dir` is absent, an empty
+/// directory or a checkpoint ([`save`] replaces nothing else), and its parent directory (created
+/// if missing, as the save would) takes a new directory.
+pub fn check_target(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        ensure_replaceable(dir)?;
+    }
+    let context = || format!("cannot save checkpoint {}", dir.display());
+    let probe = sibling(dir, "probe").with_context(context)?;
+    fs::create_dir_all(&probe).with_context(context)?;
+    fs::remove_dir(&probe).with_context(context)
+}
+
+/// Checks that `dir`, which exists, may be replaced by a save: an empty directory, or one that
+/// holds only a checkpoint's files with a `config.json` of this format. Anything else (some
+/// project's folder with a `config.json` of its own, a file) is refused, never deleted.
+fn ensure_replaceable(dir: &Path) -> Result<()> {
+    let refuse = |why: &str| -> Result<()> {
+        bail!("{} exists and is not a checkpoint ({why}); choose another output directory", dir.display())
+    };
+    if !dir.is_dir() {
+        return refuse("not a directory");
+    }
+    let context = || format!("cannot read {}", dir.display());
+    let mut entries = vec![];
+    for entry in fs::read_dir(dir).with_context(context)? {
+        entries.push(entry.with_context(context)?.file_name().to_string_lossy().into_owned());
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if let Some(other) =
+        entries.iter().find(|e| ![CONFIG_FILE, WEIGHTS_FILE, TRAINING_STATE_DIR].contains(&e.as_str()))
+    {
+        return refuse(&format!("it holds {other}"));
+    }
+    let config = fs::read_to_string(dir.join(CONFIG_FILE)).unwrap_or_default();
+    let format = serde_json::from_str::<serde_json::Value>(&config)
+        .ok()
+        .and_then(|v| v["format"].as_str().map(str::to_owned));
+    if format.as_deref() != Some(FORMAT_NAME) {
+        return refuse(&format!("its {CONFIG_FILE} is not an lstm-tch checkpoint's"));
+    }
+    Ok(())
 }
 
 /// Writes the new checkpoint at `tmp` and puts it at `dir` ([`save`]'s steps).

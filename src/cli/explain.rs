@@ -36,7 +36,7 @@ pub struct ExplainArgs {
     /// common system fonts (CJK ones first) that exists, else a built-in ASCII bitmap font.
     #[arg(long, value_name = "PATH", requires = "plot")]
     pub font: Option<PathBuf>,
-    /// libtorch intra-op threads; libtorch's default when absent.
+    /// libtorch intra-op threads (1 to 1024); libtorch's default when absent.
     #[arg(long)]
     pub threads: Option<usize>,
     /// The LSTM's kernel for the running probabilities: packed (PyTorch's values, bit for bit)

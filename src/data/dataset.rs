@@ -78,6 +78,7 @@ impl Format {
         if path.is_dir() {
             return Ok(Format::Imdb);
         }
+        ensure!(path.exists(), "cannot read {}: no such file or directory", path.display());
         match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("tsv") | Some("txt") => Ok(Format::Tsv),
             Some("csv") => Ok(Format::Csv),
@@ -188,8 +189,9 @@ fn not_utf8(place: impl fmt::Display, error: std::str::Utf8Error) -> anyhow::Err
     )
 }
 
-/// Reads `reader`'s lines as UTF-8 (a trailing `\r` dropped), naming `source` and the line of
-/// invalid bytes or a read error. Yields (1-based line number, text).
+/// Reads `reader`'s lines as UTF-8 (a byte-order mark before the first and a trailing `\r`
+/// dropped), naming `source` and the line of invalid bytes or a read error. Yields (1-based
+/// line number, text).
 pub fn lines<'a>(
     source: impl fmt::Display + 'a,
     reader: impl BufRead + 'a,
@@ -199,6 +201,9 @@ pub fn lines<'a>(
         let mut bytes = bytes.with_context(|| format!("cannot read {source}:{line}"))?;
         if bytes.last() == Some(&b'\r') {
             bytes.pop();
+        }
+        if line == 1 && bytes.starts_with(BOM) {
+            bytes.drain(..BOM.len());
         }
         let text =
             String::from_utf8(bytes).map_err(|e| not_utf8(format!("{source}:{line}"), e.utf8_error()))?;

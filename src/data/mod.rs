@@ -14,7 +14,7 @@ pub use vocab::Vocab;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
 /// Where the sample dataset lives: `data/sample` under the working directory, else in the
@@ -46,6 +46,9 @@ pub struct DataArgs {
 impl DataArgs {
     /// Reads the dataset file (or IMDB directory) `path`.
     pub fn load(&self, path: &Path) -> Result<Vec<Example>> {
+        if let (Some(text), Some(label)) = (&self.text_column, &self.label_column) {
+            ensure!(text != label, "--text-column and --label-column both name {text:?}");
+        }
         let columns = Columns { text: self.text_column.clone(), label: self.label_column.clone() };
         dataset::load(path, self.format, &columns)
     }

@@ -82,7 +82,7 @@ impl RecurrentConfig {
                 "--forget-bias applies to the LSTM only: {} has no forget gate",
                 self.cell.pytorch_class()
             );
-            ensure!(bias.is_finite(), "--forget-bias must be a finite number, got {bias}");
+            checks::float32("--forget-bias", bias)?;
         }
         // The shapes hold blocks × hidden_size (the gates' rows) and hidden_size × directions
         // (a layer's output, the next layer's input).

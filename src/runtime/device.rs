@@ -243,17 +243,14 @@ impl TryFrom<String> for DeviceSpec {
 
 /// Pins libtorch's intra-op thread count (`torch.set_num_threads`); `None` keeps its default.
 ///
-/// Zero threads is an error. Pin the same count on the Python side when comparing timings.
+/// Zero threads, or more than [`crate::runtime::checks::MAX_THREADS`], is an error. Pin the same
+/// count on the Python side when comparing timings.
 pub fn set_threads(threads: Option<usize>) -> Result<()> {
-    match threads {
-        None => Ok(()),
-        Some(0) => bail!("--threads must be at least 1"),
-        Some(n) => {
-            let n = i32::try_from(n).map_err(|_| anyhow::anyhow!("--threads {n} is too large"))?;
-            tch::set_num_threads(n);
-            Ok(())
-        }
+    if let Some(n) = threads {
+        crate::runtime::checks::threads(n)?;
+        tch::set_num_threads(n as i32); // at most MAX_THREADS
     }
+    Ok(())
 }
 
 /// Where to run.
@@ -262,7 +259,7 @@ pub struct RuntimeArgs {
     /// Device: cpu, cuda, cuda:N, mps or auto.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
-    /// libtorch intra-op threads; libtorch's default when absent.
+    /// libtorch intra-op threads (1 to 1024); libtorch's default when absent.
     #[arg(long)]
     pub threads: Option<usize>,
 }

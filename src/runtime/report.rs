@@ -126,9 +126,41 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// `err` and its causes on one line (`outer: cause`), as `run_main` prints it: without the C++
+/// stack that libtorch appends to its errors (`Exception raised from ...`, `frame #0: ...`),
+/// and with any other line break turned into a space.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let text = format!("{err:#}");
+    let cut = ["\nException raised from", "\nframe #"].iter().filter_map(|stack| text.find(stack)).min();
+    let message = &text[..cut.unwrap_or(text.len())];
+    message.split('\n').map(str::trim_end).filter(|line| !line.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_is_one_line_without_libtorchs_stack() {
+        let torch = anyhow::anyhow!(
+            "Internal torch error: [enforce fail at alloc_cpu.cpp:127] data. \
+             DefaultCPUAllocator: not enough memory\n\
+             frame #0: c10::ThrowEnforceNotMet(char const*, int) + 0x5c (0x7f in libc10.so)\n\
+             frame #1: <unknown function> + 0x1b2 (0x7f in libc10.so)\n"
+        );
+        assert_eq!(
+            error_line(&torch.context("cannot create weight_hh_l0")),
+            "cannot create weight_hh_l0: Internal torch error: [enforce fail at alloc_cpu.cpp:127] data. \
+             DefaultCPUAllocator: not enough memory"
+        );
+        let raised = anyhow::anyhow!(
+            "shape '[2]' is invalid\nException raised from view at aten.cpp:12 (most recent call first):\n\
+             frame #0: x"
+        );
+        assert_eq!(error_line(&raised), "shape '[2]' is invalid");
+        assert_eq!(error_line(&anyhow::anyhow!("two\nlines")), "two lines");
+        assert_eq!(error_line(&anyhow::anyhow!("plain")), "plain");
+    }
 
     // Expected strings are PyTorch 2.13's `str(torch.tensor(values))`.
     #[test]

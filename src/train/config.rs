@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
@@ -144,6 +144,15 @@ impl TrainConfig {
         checks::at_least_one("--dist-timeout", self.dist_timeout)?;
         if let Some(c) = self.clip_grad_norm {
             checks::positive("--clip-grad-norm", c)?;
+        }
+        for (flag, path) in [("--report", &self.report), ("--export-encoded", &self.export_encoded)] {
+            if let Some(path) = path.as_deref().filter(|p| p.starts_with(&self.out)) {
+                bail!(
+                    "{flag} {} is inside --out {}: each save replaces that directory; write it elsewhere",
+                    path.display(),
+                    self.out.display()
+                );
+            }
         }
         self.model_config(2, 2).validate() // the sizes
     }

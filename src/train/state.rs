@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// The training state's directory inside a checkpoint directory.
-pub const STATE_DIR: &str = "training";
+pub const STATE_DIR: &str = crate::checkpoint::TRAINING_STATE_DIR;
 /// Its description of the run.
 pub const STATE_FILE: &str = "state.json";
 /// Its tensors: `model.NAME` (the current weights), `adam.exp_avg.I` / `adam.exp_avg_sq.I`,

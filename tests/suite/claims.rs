@@ -255,7 +255,7 @@ fn bad_claims_arguments_fail_cleanly_before_any_work() {
     let dir = tempdir("claims-errors");
     let out = dir.join("never");
     let out_arg = out.to_str().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["claims", "memory", "--lengths", "10,1", "--out", out_arg],
             "--lengths values must be at least 2, got 1",
@@ -269,7 +269,11 @@ fn bad_claims_arguments_fail_cleanly_before_any_work() {
         (&["claims", "memory", "--budgets", "600,300", "--out", out_arg], "--budgets must increase"),
         (
             &["claims", "memory", "--lstm-forget-bias", "inf", "--out", out_arg],
-            "lstm, forget bias inf: --forget-bias must be a finite number, got inf",
+            "lstm, forget bias inf: --forget-bias must be a finite float32 (within ±3.4028235e38), got inf",
+        ),
+        (
+            &["claims", "memory", "--lstm-forget-bias", "1e39", "--out", out_arg],
+            "--forget-bias must be a finite float32 (within ±3.4028235e38), got 1000000000000000000000000000000000000000",
         ),
     ];
     for (args, needle) in cases {

@@ -263,13 +263,14 @@ fn predict_reads_arguments_files_and_streams_stdin() {
     assert!(lines[1].ends_with('\t'), "the empty sentence gets a result: {stdout}");
 
     let dir = tempdir("cli-predict");
-    let file = write(&dir, "in.txt", b"great fun\n\nboring\r\n");
+    // A byte-order mark (Notepad's UTF-8) is not part of the first text.
+    let file = write(&dir, "in.txt", b"\xEF\xBB\xBFgreat fun\n\nboring\r\n");
     let out = run(lstm_tch(), &["predict", "--checkpoint", ckpt, "--json", "--file", &file]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3);
-    assert_eq!(rows[2]["text"], "boring");
+    assert_eq!((&rows[0]["text"], &rows[2]["text"]), (&"great fun".into(), &"boring".into()));
     for row in &rows {
         let p = &row["probabilities"];
         let sum = p["negative"].as_f64().unwrap() + p["positive"].as_f64().unwrap();
@@ -393,7 +394,7 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
             "open.csv:2: 1 fields, the header has 2 (a quoted field runs over several lines".into(),
         ),
         (vec!["--train".into(), d("data.xml", b"<x/>")], "cannot tell the format".into()),
-        (vec!["--lr".into(), "0".into()], "learning rate must be finite and positive".into()),
+        (vec!["--lr".into(), "0".into()], "learning rate must be positive and at most float32".into()),
         (vec!["--batch-size".into(), "0".into()], "--batch-size must be at least 1".into()),
         (vec!["--max-len".into(), "0".into()], "--max-len must be at least 1".into()),
         (vec!["--hidden-size".into(), "0".into()], "hidden size must be at least 1".into()),
@@ -406,14 +407,35 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
             vec!["--cell".into(), "rnn".into(), "--forget-bias=-1".into()],
             "--forget-bias applies to the LSTM only: nn.RNN has no forget gate".into(),
         ),
-        (vec!["--forget-bias".into(), "inf".into()], "--forget-bias must be a finite number, got inf".into()),
-        (vec!["--clip-grad-norm=-1".into()], "--clip-grad-norm must be finite and positive".into()),
+        (
+            vec!["--forget-bias".into(), "inf".into()],
+            "--forget-bias must be a finite float32 (within ±3.4028235e38), got inf".into(),
+        ),
+        (vec!["--clip-grad-norm=-1".into()], "--clip-grad-norm must be positive and at most float32".into()),
+        (vec!["--forget-bias".into(), "1e39".into()], "--forget-bias must be a finite float32".into()),
+        (vec!["--lr".into(), "1e40".into()], "learning rate must be positive and at most float32".into()),
         (vec!["--min-freq".into(), "0".into()], "--min-freq must be at least 1".into()),
         (vec!["--threads".into(), "0".into()], "--threads must be at least 1".into()),
         (vec!["--device".into(), "tpu".into()], "unknown device 'tpu'".into()),
         (
             vec!["--report".into(), "/nonexistent/r.json".into()],
             "cannot write report /nonexistent/r.json".into(),
+        ),
+        (
+            vec!["--report".into(), dir.join("out").join("r.json").to_str().unwrap().into()],
+            "r.json is inside --out".into(),
+        ),
+        (vec!["--threads".into(), "100000".into()], "--threads must be at most 1024, got 100000".into()),
+        (
+            vec![
+                "--train".into(),
+                good_dev.clone(),
+                "--text-column".into(),
+                "label".into(),
+                "--label-column".into(),
+                "label".into(),
+            ],
+            "--text-column and --label-column both name \"label\"".into(),
         ),
     ];
     for (args, needle) in cases {
@@ -449,6 +471,50 @@ fn format_1_checkpoints_predict_exactly_as_before() {
     assert!(out.status.success(), "{stderr}");
     let expected = std::fs::read_to_string(fixture.join("expected.jsonl")).unwrap();
     assert_eq!(stdout, expected, "format-1 predictions changed (same float32 text = same bits)");
+}
+
+#[test]
+fn train_replaces_only_checkpoints_and_checks_out_before_training() {
+    // A project folder with a config.json of its own is not a checkpoint: `--out` naming it is
+    // refused before any training, and nothing in it is touched.
+    let dir = tempdir("cli-out-guard");
+    let project = dir.join("project");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(project.join("config.json"), r#"{"name": "app"}"#).unwrap();
+    std::fs::write(project.join("notes.txt"), "precious").unwrap();
+    let alone = dir.join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::write(alone.join("config.json"), r#"{"name": "app"}"#).unwrap();
+    let file = PathBuf::from(write(&dir, "file.tsv", b"not a directory"));
+    let cases = [
+        (&project, "exists and is not a checkpoint (it holds "),
+        (&alone, "exists and is not a checkpoint (its config.json is not an lstm-tch checkpoint's)"),
+        (&file, "exists and is not a checkpoint (not a directory)"),
+    ];
+    for (out, needle) in cases {
+        let output =
+            run(lstm_tch(), &["train", "--epochs", "1", "--threads", "1", "--out", out.to_str().unwrap()]);
+        assert_clean_failure(&output, needle, &out.display().to_string());
+        assert!(!text(&output).1.contains("epoch"), "refused before training: {}", text(&output).1);
+    }
+    assert_eq!(std::fs::read_to_string(project.join("notes.txt")).unwrap(), "precious");
+    assert!(project.join("src").is_dir() && alone.join("config.json").is_file());
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+    // A path no directory can be made at.
+    let under_file = file.join("ckpt");
+    let output = run(lstm_tch(), &["train", "--epochs", "1", "--out", under_file.to_str().unwrap()]);
+    assert_clean_failure(&output, "cannot save checkpoint", "--out under a file");
+    assert!(!text(&output).1.contains("epoch"), "refused before training: {}", text(&output).1);
+    // A checkpoint is replaced by the next run into it.
+    let ckpt = dir.join("ckpt");
+    for _ in 0..2 {
+        let output = run(
+            lstm_tch(),
+            &["train", "-q", "--epochs", "1", "--threads", "1", "--out", ckpt.to_str().unwrap()],
+        );
+        assert!(output.status.success(), "{}", text(&output).1);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -493,6 +559,14 @@ fn bad_checkpoints_and_eval_data_fail_cleanly() {
             format!("checkpoint {} not found", missing.display()),
         ),
         (vec!["predict".into(), "--checkpoint".into(), s(&missing), "hi".into()], "not found".into()),
+        (
+            vec!["predict".into(), "--checkpoint".into(), unknown_label.clone(), "hi".into()],
+            "eval.tsv is a file: a checkpoint is the directory `train --out` writes".into(),
+        ),
+        (
+            vec!["eval".into(), s(&missing.join("data")), "--checkpoint".into(), s(checkpoint())],
+            "cannot read ".into(),
+        ),
         (
             vec!["eval".into(), "--checkpoint".into(), s(&garbled)],
             "config.json is corrupted: not JSON".into(),

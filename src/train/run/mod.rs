@@ -111,6 +111,11 @@ impl<'a> Run<'a> {
         let timeout = Duration::from_secs(config.dist_timeout);
         let group = launch.map(|launch| Group::join(launch, timeout)).transpose()?;
         let leader = group.as_ref().is_none_or(|g| g.rank() == 0);
+        if leader {
+            // Before the data is read and the model built: a run must not train for an epoch to
+            // learn that its checkpoint cannot be saved.
+            checkpoint::check_target(&config.out)?;
+        }
         let create =
             |path: &Option<PathBuf>| path.as_deref().filter(|_| leader).map(JsonFile::create).transpose();
         let (report_file, export_file) = (create(&config.report)?, create(&config.export_encoded)?);

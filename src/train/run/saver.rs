@@ -104,6 +104,9 @@ impl Observer for Saver<'_, '_> {
         let dev = epoch.dev.as_ref().map_or(String::new(), |m| {
             format!("  dev accuracy {:.4}  macro-F1 {:.4}", m.accuracy, m.macro_f1)
         });
+        // The line is printed once the save is done, so that "saved" is never followed by the
+        // save's error.
+        self.save(snapshot, epoch.best)?;
         let mark = if epoch.best { format!("  saved {}", config.out.display()) } else { String::new() };
         if self.run.leader() {
             eprintln!(
@@ -111,7 +114,6 @@ impl Observer for Saver<'_, '_> {
                 epoch.epoch, config.epochs, epoch.train_loss, epoch.seconds, epoch.texts_per_second
             );
         }
-        self.save(snapshot, epoch.best)?;
         Ok(if snapshot.stop_requested { Flow::Stop } else { Flow::Continue })
     }
 }
