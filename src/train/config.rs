@@ -227,6 +227,16 @@ impl TrainConfig {
                 "{}: too few examples to hold out dev and test data",
                 train_path.display()
             );
+            let trained: std::collections::HashSet<&str> = train.iter().map(|e| e.label.as_str()).collect();
+            if let Some(held) = dev.iter().chain(&test).find(|e| !trained.contains(e.label.as_str())) {
+                bail!(
+                    "{}: every example of label '{}' went to the held-out data (--holdout {}): add \
+                     examples of it, lower --holdout, or pass --dev and --test",
+                    train_path.display(),
+                    held.label,
+                    self.holdout
+                );
+            }
             return Ok(Splits {
                 train,
                 dev: (!dev.is_empty()).then_some(dev),

@@ -379,6 +379,16 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
             "too few examples".into(),
         ),
         (
+            // The seeded holdout takes the one example of label 0.
+            vec![
+                "--train".into(),
+                d("rare.tsv", b"sentence\tlabel\nA fine film.\t1\nit is not\t0\nLast one\t1\n"),
+                "--holdout".into(),
+                "0.3".into(),
+            ],
+            "rare.tsv: every example of label '0' went to the held-out data (--holdout 0.3)".into(),
+        ),
+        (
             vec![
                 "--train".into(),
                 d("bad.jsonl", b"{\"text\": \"a\", \"label\": 1}\n{\"text\": 5, \"label\": 0}\n"),
