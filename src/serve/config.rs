@@ -155,6 +155,13 @@ impl ServeConfig {
             "--keep-warm-for must be between 0 and {MAX_SECONDS} s, got {}",
             self.keep_warm_for
         );
+        for origin in &self.cors_allow_origin {
+            let header = axum::http::HeaderValue::from_str(origin);
+            ensure!(
+                origin == "*" || (header.is_ok() && origin.contains("://")),
+                "--cors-allow-origin {origin:?} is neither an origin (scheme://host[:port]) nor *"
+            );
+        }
         ensure!(
             !self.model_name.is_empty() && !self.model_name.contains('/'),
             "--model-name must be a non-empty name without '/'"

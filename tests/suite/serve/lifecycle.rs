@@ -47,6 +47,11 @@ fn start_up_errors_are_one_line_and_exit_1() {
             vec!["serve", "--checkpoint", &ckpt, "--max-client-batch-size", "100"],
             "must not exceed --max-batch-size",
         ),
+        (
+            vec!["serve", "--checkpoint", &ckpt, "--cors-allow-origin", ""],
+            "--cors-allow-origin \"\" is neither an origin (scheme://host[:port]) nor *",
+        ),
+        (vec!["serve", "--checkpoint", &ckpt, "--threads", "100000"], "--threads must be at most 1024"),
     ] {
         let output = run(lstm_tch(), &args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
