@@ -59,7 +59,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(state.config.payload_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), time_and_count))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -131,25 +130,6 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
 /// time of a 401 tells nothing of the key's prefix).
 fn same_key(given: &[u8], key: &[u8]) -> bool {
     given.len() == key.len() && given.iter().zip(key).fold(0, |differ, (a, b)| differ | (a ^ b)) == 0
-}
-
-/// Refuses (413) at once a request whose `Content-Length` is over `--payload-limit`, rather
-/// than reading its body up to the limit (or waiting `--request-timeout` for it).
-async fn refuse_declared_oversize(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let declared =
-        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let limit = state.config.payload_limit;
-    match declared {
-        Some(length) if length > limit as u64 => {
-            let message = format!("the body's {length} bytes are over --payload-limit ({limit} bytes)");
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message).into_response()
-        }
-        _ => next.run(request).await,
-    }
 }
 
 /// Bounds the request's time (`--request-timeout`: a slow client's body included; 408 past
