@@ -265,7 +265,9 @@ fn a_rank_whose_store_is_not_there_stops_within_its_timeout() {
         "no store",
     );
     assert_eq!(text(&output).1.lines().count(), 1, "one line: {}", text(&output).1);
-    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    // The process starts and reads its data first: a second more than the store alone.
+    let bound = super::store_gives_up_within(Duration::from_secs(2)) + Duration::from_secs(1);
+    assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
     std::fs::remove_dir_all(dir).unwrap();
 }
 
