@@ -145,10 +145,11 @@ pub async fn model_ready(
 pub async fn infer(
     State(state): State<Arc<AppState>>,
     ApiPath(name): ApiPath<String>,
-    ApiJson(request): ApiJson<InferRequest>,
+    body: Result<ApiJson<InferRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    known(&state, &name)?;
+    known(&state, &name)?; // an unknown model is a 404 whatever the body
+    let ApiJson(request) = body?;
     let wanted = wanted_outputs(&request.outputs)?;
     let texts = input_texts(&request.inputs)?;
     let served = state.served();

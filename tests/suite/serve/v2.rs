@@ -89,6 +89,8 @@ fn bad_infer_requests_get_their_status_and_a_json_error() {
     }
     let good = json!({"inputs": [input(json!([1]), "BYTES", json!(["a"]))]});
     server.post("/v2/models/other/infer", &good).assert_error(404, "not_found", "an unknown model");
+    let malformed = server.send("POST", "/v2/models/other/infer", &[], b"{\"inputs\": ");
+    malformed.assert_error(404, "not_found", "an unknown model, whatever the body");
     // A model name that is not UTF-8 once percent-decoded: the router's rejection, as JSON.
     server.get("/v2/models/%FF").assert_error(400, "validation", "a name that is not UTF-8");
     server.post("/v2/models/%FF/infer", &good).assert_error(400, "validation", "a name that is not UTF-8");
