@@ -115,7 +115,8 @@ pub struct GradientsArgs {
     /// Probe sequences (drawn after the training data) whose gradients are averaged.
     #[arg(long, default_value_t = 100)]
     pub probe: usize,
-    /// Distances whose norm ratio to distance 0 the JSON lists, comma-separated.
+    /// Distances whose norm ratio to distance 0 the JSON lists, comma-separated (those below
+    /// --length; the others have no such time step).
     #[arg(long, value_delimiter = ',', default_values_t = [10usize, 25, 50, 100, 199])]
     pub distances: Vec<usize>,
     /// Training sequences per run (fresh ones: by default each is seen once, so a model cannot

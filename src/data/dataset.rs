@@ -331,6 +331,9 @@ fn load_imdb(dir: &Path) -> Result<Vec<Example>> {
         files.retain(|p| p.extension().is_some_and(|e| e == "txt"));
         files.sort();
         for file in files {
+            // A FIFO or a device named *.txt would be waited on or read forever.
+            let special = std::fs::metadata(&file).is_ok_and(|m| !m.is_file());
+            ensure!(!special, "{}: not a regular file", file.display());
             let mut bytes = Vec::new();
             File::open(&file)
                 .and_then(|mut f| f.read_to_end(&mut bytes))

@@ -122,6 +122,21 @@ fn loads_an_imdb_folder() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_an_imdb_folder_is_an_error_not_a_wait() {
+    let dir = crate::common::tempdir("imdb-fifo");
+    for label in ["neg", "pos"] {
+        std::fs::create_dir_all(dir.join(label)).unwrap();
+        std::fs::write(dir.join(label).join("1.txt"), "fine").unwrap();
+    }
+    let fifo = dir.join("pos").join("2.txt");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = dataset::load(&dir, None, &Columns::default()).unwrap_err().to_string();
+    assert_eq!(err, format!("{}: not a regular file", fifo.display()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn integer_labels_sort_numerically() {
     let examples: Vec<_> = ["10", "2", "1"]
