@@ -82,7 +82,8 @@ pub struct BenchArgs {
     /// The sentence `predict` classifies.
     #[arg(long, default_value = "The acting was great, but the plot was far too long.")]
     pub sentence: String,
-    /// Scale the medium workload down (tests): batch, seq, input and hidden divided by this.
+    /// Scale the medium workload down (tests): batch, seq, input and hidden divided by this
+    /// (1 to 32).
     #[arg(long, default_value_t = 1)]
     pub shrink: i64,
     /// Device: cpu, cuda, cuda:N, mps or auto. On CUDA every repetition is synchronized.
@@ -133,6 +134,8 @@ pub fn run(args: &BenchArgs) -> Result<BenchResult> {
         args.pause_ms
     );
     checks::at_least_one("--shrink", args.shrink)?;
+    // The medium workload's smallest size is its input width, 32: past that a size would be 0.
+    ensure!(args.shrink <= 32, "--shrink must be at most 32, got {}", args.shrink);
     set_threads(Some(args.threads))?;
     let device = args.device.resolve()?;
     let (times_ms, items, flops) = match args.workload {

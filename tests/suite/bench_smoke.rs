@@ -123,6 +123,8 @@ fn paced_predictions_sleep_between_repetitions_untimed() {
     let output =
         run(lstm_tch(), &["bench", "predict", "--checkpoint", ckpt.to_str().unwrap(), "--pause-ms=-5"]);
     assert_clean_failure(&output, "--pause-ms must be between 0 and 60000, got -5", "a negative pause");
+    let output = run(lstm_tch(), &["bench", "medium", "--shrink", "1000"]);
+    assert_clean_failure(&output, "--shrink must be at most 32, got 1000", "a shrink past the sizes");
 }
 
 /// One loopback segment as tcpdump writes it (Ethernet, IPv4, a 32-byte TCP header), `ns` into
