@@ -44,9 +44,8 @@ pub struct ServeConfig {
     pub workers: Option<usize>,
     /// The LSTM's kernel on the CPU: onednn (oneDNN's fused LSTM, each direction on its own:
     /// 1.5-2x faster per text on batches of mixed lengths, the LSTM alone 2-3x; answers within
-    /// 2e-7 of `predict`'s) or packed
-    /// (`predict`'s default: PyTorch's values, bit for bit). GRU and RNN cells and CUDA run
-    /// packed either way.
+    /// 2e-7 of `predict`'s) or packed (`predict`'s default: PyTorch's values, bit for bit). GRU
+    /// and RNN cells and CUDA run packed either way.
     #[arg(long, value_enum, default_value_t = LstmKernel::Onednn)]
     pub lstm_kernel: LstmKernel,
     /// Most texts the model runs in one batch.

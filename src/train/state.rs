@@ -16,7 +16,7 @@ use tch::{nn, Device, Tensor};
 
 use super::TrainConfig;
 use crate::{
-    checkpoint::{cpu_variables, write_synced},
+    checkpoint::{cpu_variables, write_synced, TRAINING_STATE_DIR},
     data::Example,
     infer::metrics::Metrics,
     runtime::device::DeviceSpec,
@@ -24,9 +24,7 @@ use crate::{
     train::{Position, Resume},
 };
 
-/// The training state's directory inside a checkpoint directory.
-pub const STATE_DIR: &str = crate::checkpoint::TRAINING_STATE_DIR;
-/// Its description of the run.
+/// The training state's description of the run, in the checkpoint's `TRAINING_STATE_DIR`.
 pub const STATE_FILE: &str = "state.json";
 /// Its tensors: `model.NAME` (the current weights), `adam.exp_avg.I` / `adam.exp_avg_sq.I`,
 /// `rng.epoch` and `rng.DEVICE` (generator states; in a data-parallel run, rank R's are
@@ -149,7 +147,7 @@ pub struct StateTensors<'a> {
 impl StateFiles<'_> {
     /// Writes `training/` into the checkpoint directory being built at `dir`, durably.
     pub fn write(mut self, dir: &Path) -> Result<()> {
-        let state_dir = dir.join(STATE_DIR);
+        let state_dir = dir.join(TRAINING_STATE_DIR);
         fs::create_dir_all(&state_dir)?;
         if let Some(StateTensors { vs, adam, epoch_rng, generators }) = self.tensors {
             let mut named: Vec<(String, Tensor)> =
@@ -191,7 +189,7 @@ impl StateFiles<'_> {
 
 /// Reads `DIR/training/state.json`.
 pub fn load_state(dir: &Path) -> Result<TrainingState> {
-    let path = dir.join(STATE_DIR).join(STATE_FILE);
+    let path = dir.join(TRAINING_STATE_DIR).join(STATE_FILE);
     ensure!(
         path.is_file(),
         "{} holds no training state to resume (it is written by `lstm-tch train --out {}`)",
@@ -222,7 +220,7 @@ fn generator_name(rank: usize, device: &DeviceSpec) -> String {
 /// Reads the tensors of `DIR/training/` into the current weights of `vs` and a [`Resume`] for
 /// rank `rank` (0 in a single-process run).
 pub fn load_resume(dir: &Path, state: &TrainingState, vs: &nn::VarStore, rank: usize) -> Result<Resume> {
-    let path = dir.join(STATE_DIR).join(TENSORS_FILE);
+    let path = dir.join(TRAINING_STATE_DIR).join(TENSORS_FILE);
     let mut tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(&path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .into_iter()

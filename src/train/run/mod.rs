@@ -60,7 +60,7 @@ pub struct TrainOutcome {
 pub fn train(config: &TrainConfig, interrupt: &Interrupt) -> Result<TrainOutcome> {
     let launch = Launch::from_env()?;
     if let Some(launch) = launch.as_ref().filter(|l| l.restart_count > 0) {
-        if config.out.join(super::state::STATE_DIR).join(super::state::STATE_FILE).is_file() {
+        if config.out.join(checkpoint::TRAINING_STATE_DIR).join(super::state::STATE_FILE).is_file() {
             return resume::resume_restarted(config, launch, interrupt);
         }
     }
