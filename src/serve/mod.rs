@@ -57,7 +57,7 @@ pub fn serve(config: &ServeConfig) -> Result<()> {
     let replicas =
         served::load_replicas(&config.checkpoint, config.worker_count(), device, config.lstm_kernel)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(config.http_threads())
         .thread_name("lstm-tch-http")
         .enable_all()
         .build()
@@ -112,6 +112,8 @@ fn announce(state: &AppState, local: SocketAddr) {
         cell = %info.cell,
         labels = %info.labels.join(","),
         device = %info.device,
+        http_threads = tokio::runtime::Handle::current().metrics().num_workers(),
+        model_threads = state.config.worker_count(),
         "lstm-tch serve: listening on http://{local} (page at /, API at /api-doc/openapi.json)"
     );
     let loopback = local.ip().is_loopback();

@@ -61,6 +61,24 @@ fn start_up_errors_are_one_line_and_exit_1() {
 }
 
 #[test]
+fn the_threads_fit_the_cpus_the_server_may_run_on() {
+    // On one CPU, one HTTP thread: two would time-slice and leave requests unread meanwhile.
+    let one = Server::start_on_cpus("0", &[]);
+    for field in ["http_threads=1", "model_threads=1"] {
+        assert!(one.announced.contains(field), "{field} on one CPU: {}", one.announced);
+    }
+    assert!(one.get("/health").status == 200);
+    drop(one);
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        // With --threads 1, a model thread per CPU; the HTTP threads are at most two.
+        let two = Server::start_on_cpus("0,1", &[]);
+        for field in ["http_threads=2", "model_threads=2"] {
+            assert!(two.announced.contains(field), "{field} on two CPUs: {}", two.announced);
+        }
+    }
+}
+
+#[test]
 fn sigterm_on_an_idle_server_exits_0() {
     let server = Server::start(&[]);
     assert_eq!(server.get("/ready").status, 200);

@@ -69,6 +69,8 @@ fn train(name: &str, extra: &[&str]) -> PathBuf {
 pub(super) struct Server {
     pub(super) child: Child,
     pub(super) addr: String,
+    /// The line the server logged when it started listening.
+    pub(super) announced: String,
     /// What the server has written to stderr since it listened, line by line.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -103,8 +105,21 @@ impl Server {
     /// Starts `lstm-tch serve` on the test checkpoint with `extra` flags and waits until it
     /// listens.
     pub(super) fn start(extra: &[&str]) -> Server {
+        Self::spawn(Command::new(lstm_tch()), extra)
+    }
+
+    /// [`Server::start`] with the process allowed only the CPUs `cpus` (`taskset -c`).
+    pub(super) fn start_on_cpus(cpus: &str, extra: &[&str]) -> Server {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", cpus]).arg(lstm_tch());
+        Self::spawn(taskset, extra)
+    }
+
+    /// Runs `command` (`lstm-tch`, or what runs it) with `serve` on the test checkpoint and
+    /// `extra` flags, and waits until it listens.
+    fn spawn(mut command: Command, extra: &[&str]) -> Server {
         let ckpt = checkpoint().to_str().unwrap().to_owned();
-        let mut child = Command::new(lstm_tch())
+        let mut child = command
             .args(["serve", "--checkpoint", &ckpt, "--port", "0", "--threads", "1"])
             .args(extra)
             .stderr(Stdio::piped())
@@ -121,6 +136,7 @@ impl Server {
                 break rest.split_whitespace().next().unwrap().to_owned();
             }
         };
+        let announced = line.trim_end().to_owned();
         let log = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
         let lines = log.clone();
         std::thread::spawn(move || {
@@ -128,7 +144,7 @@ impl Server {
                 lines.lock().unwrap().push(line);
             }
         });
-        Server { child, addr, log }
+        Server { child, addr, announced, log }
     }
 
     /// The lines the server has logged since it listened.
