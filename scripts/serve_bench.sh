@@ -144,8 +144,9 @@ fi
 #   shared (default): the servers and oha run on every CPU; the thread counts are pinned (libtorch
 #          T threads on both sides, oha one worker thread): what the peer's users run, and how
 #          the issue's peer figures were taken;
-#   split: the servers on CPUs 0..T-1, oha on the others (when there are others): a server
-#          gets no more CPUs than its libtorch threads (its HTTP threads share them).
+#   split: the servers on CPUs 0..T-1, oha (and tcpdump) on the others (when there are
+#          others): a server gets no more CPUs than its libtorch threads (its HTTP threads
+#          share them: ours runs one HTTP thread on one CPU).
 placement=${SERVE_BENCH_PLACEMENT:-shared}
 cpu_range() { (($1 == $2)) && echo "$1" || echo "$1-$2"; }
 ncpu=$(nproc)
@@ -309,7 +310,7 @@ capture_start() { # PCAP
   [[ $capture == 0 ]] && return 0
   local i
   capture_file=$1
-  tcpdump -i lo -n -s 128 -B 262144 --time-stamp-precision=nano -w "$capture_file" \
+  taskset -c "$load_cpus" tcpdump -i lo -n -s 128 -B 262144 --time-stamp-precision=nano -w "$capture_file" \
     "tcp port ${server_url##*:} and (ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) != 0" \
     2>"${capture_file%.pcap}.tcpdump.txt" &
   capture_pid=$!
