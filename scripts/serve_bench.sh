@@ -617,8 +617,17 @@ run_reload() {
     metrics_ok="$(awk -v a="${ok0:-0}" -v b="${ok1:-0}" 'BEGIN{print b - a}')"
 }
 
+# /proc/stat's CPU line before and after each command: its steal column is the time the
+# hypervisor gave the CPUs to other machines, which stalls every process here, the servers too.
+cpu_mark() { # COMMAND
+  [[ -r /proc/stat ]] && echo "$1 $(head -n 1 /proc/stat)" >>"$run_dir/cpu.txt"
+  return 0
+}
+
 for c in "${commands[@]}"; do
+  cpu_mark "$c"
   "run_$c"
+  cpu_mark "$c"
 done
 "${helper[@]}" report "$run_dir"
 ln -sfn "$run_dir" "$bench_dir/latest"

@@ -317,6 +317,15 @@ def placement_text(run):
     return f"servers pinned to CPU(s) {run['server_cpus']} (`taskset`), oha to CPU(s) {run['load_cpus']}{nice}"
 
 
+def steal_markdown(steal):
+    """What the hypervisor took from this virtual machine's CPUs during each command."""
+    if not steal:
+        return []
+    taken = "; ".join(f"{command} {fmt(pc, 2)} %" for command, pc in steal.items())
+    return [f"CPU time the hypervisor gave to other machines (steal, `/proc/stat`), of the CPUs' time: {taken}.",
+            ""]
+
+
 def footer_markdown(run):
     v = run["versions"]
     cores = f"{run['cores']} cores" if run.get("cores") else ""
@@ -335,6 +344,7 @@ def markdown(res):
     lines += soak_markdown(res.get("soak"))
     lines += shutdown_markdown(res.get("shutdown"))
     lines += reload_markdown(res.get("reload"))
+    lines += steal_markdown(res.get("steal"))
     lines += footer_markdown(run)
     return "\n".join(lines) + "\n"
 

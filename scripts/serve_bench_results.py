@@ -165,10 +165,27 @@ def reload_section(d):
                 load_errors=(sum(fig["errors"].values()) + fig["answered"] - fig["ok"]) if fig else None)
 
 
+def steal_section(run_dir):
+    """{command: % of the CPUs' time the hypervisor took (steal) while it ran}, from the
+    /proc/stat lines serve_bench.sh writes to cpu.txt before and after each command."""
+    marks, steal = {}, {}
+    path = run_dir / "cpu.txt"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        command, _, *ticks = line.split()
+        ticks = [int(t) for t in ticks[:8]]  # user nice system idle iowait irq softirq steal
+        if command in marks:
+            before = marks.pop(command)
+            total = sum(ticks) - sum(before)
+            steal[command] = round(100 * (ticks[7] - before[7]) / total, 2) if total > 0 else None
+        else:
+            marks[command] = ticks
+    return steal
+
+
 def results(run_dir):
     """Every section a run directory holds, as results.json keeps them."""
     run = read_json(run_dir / "run.json")
-    res = dict(run=run)
+    res = dict(run=run, steal=steal_section(run_dir))
     if (run_dir / "load").exists():
         res["load"] = load_section(run_dir, run)
     # a stress run's section once it has finished (its last file written)
