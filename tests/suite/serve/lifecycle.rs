@@ -60,18 +60,28 @@ fn start_up_errors_are_one_line_and_exit_1() {
     }
 }
 
+/// The CPUs this test may run on (its affinity mask), in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity writes at most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut set) }, 0, "sched_getaffinity");
+    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+}
+
 #[test]
 fn the_threads_fit_the_cpus_the_server_may_run_on() {
+    let cpus = allowed_cpus();
     // On one CPU, one HTTP thread: two would time-slice and leave requests unread meanwhile.
-    let one = Server::start_on_cpus("0", &[]);
+    let one = Server::start_on_cpus(&cpus[0].to_string(), &[]);
     for field in ["http_threads=1", "model_threads=1"] {
         assert!(one.announced.contains(field), "{field} on one CPU: {}", one.announced);
     }
-    assert!(one.get("/health").status == 200);
+    assert_eq!(one.get("/health").status, 200);
     drop(one);
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+    if cpus.len() >= 2 {
         // With --threads 1, a model thread per CPU; the HTTP threads are at most two.
-        let two = Server::start_on_cpus("0,1", &[]);
+        let two = Server::start_on_cpus(&format!("{},{}", cpus[0], cpus[1]), &[]);
         for field in ["http_threads=2", "model_threads=2"] {
             assert!(two.announced.contains(field), "{field} on two CPUs: {}", two.announced);
         }
