@@ -39,8 +39,9 @@ pub struct TrainConfig {
     /// Test data, evaluated once with the best checkpoint.
     #[arg(long, requires = "train")]
     pub test: Option<PathBuf>,
-    /// With --train alone: the fraction held out (seeded) as dev data, and as much as test data.
-    #[arg(long, default_value_t = 0.1)]
+    /// With --train alone: the fraction held out (seeded) as dev data, and as much as test data
+    /// (refused with --dev or --test, which replace the holdout).
+    #[arg(long, default_value_t = 0.1, conflicts_with_all = ["dev", "test"])]
     pub holdout: f64,
     #[command(flatten)]
     pub data: DataArgs,

@@ -404,6 +404,18 @@ fn bad_data_fails_cleanly_naming_the_file_and_line() {
             "open.csv:2: 1 fields, the header has 2 (a quoted field runs over several lines".into(),
         ),
         (vec!["--train".into(), d("data.xml", b"<x/>")], "cannot tell the format".into()),
+        (
+            // Given dev data, nothing is held out: a --holdout would be ignored.
+            vec![
+                "--train".into(),
+                good_dev.clone(),
+                "--dev".into(),
+                good_dev.clone(),
+                "--holdout".into(),
+                "0.2".into(),
+            ],
+            "the argument '--dev <DEV>' cannot be used with '--holdout <HOLDOUT>'".into(),
+        ),
         (vec!["--lr".into(), "0".into()], "learning rate must be positive and at most float32".into()),
         (vec!["--batch-size".into(), "0".into()], "--batch-size must be at least 1".into()),
         (vec!["--max-len".into(), "0".into()], "--max-len must be at least 1".into()),
